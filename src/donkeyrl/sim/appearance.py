@@ -194,7 +194,7 @@ def pack(a: Appearance, grey: bool) -> tuple[np.ndarray, np.ndarray]:
 
 @functools.lru_cache(maxsize=1)
 def noise_texture(seed: int = 12345) -> np.ndarray:
-    """Periodic smooth noise (NOISE_SIZE, NOISE_SIZE) quantised to levels 0..N_LEVELS-1 (int32).
+    """Periodic smooth noise (NOISE_SIZE, NOISE_SIZE) quantised to levels 0..N_LEVELS-1 (uint8).
 
     Built by filtering white noise in the Fourier domain with a 1/f falloff (several octaves at
     once), so it tiles seamlessly and looks like natural surface variation.
@@ -207,4 +207,4 @@ def noise_texture(seed: int = 12345) -> np.ndarray:
     field = np.real(np.fft.ifft2(np.fft.fft2(white) * filt))
     field = (field - field.mean()) / field.std()
     q = np.clip(np.rint((field / 2.0 + 1.0) / 2.0 * (N_LEVELS - 1)), 0, N_LEVELS - 1)
-    return np.ascontiguousarray(q.astype(np.int32))
+    return np.ascontiguousarray(q.astype(np.uint8))

@@ -10,8 +10,9 @@ toward the horizon and a sky gradient.
 Why it is fast (about 10x a numpy renderer): the camera has no roll, so every image row sees the
 ground along a straight world-space line at one distance; a row costs one division and each pixel
 is an incremental add, a bilinear lookup in the track's precomputed raster (sim/raster.py), a few
-comparisons and one colour-table lookup (sim/appearance.py). Kernels are numba-compiled (cached on
-disk); render_batch renders many cars in parallel.
+comparisons and one colour-table lookup (sim/appearance.py); along a row whole spans of one
+surface skip even that. Kernels (sim/render_kernels.py) are numba-compiled and cached on disk;
+render_batch renders many cars in parallel.
 
 Geometry: full-frame normalised row y in [0, 1] (top to bottom) maps to the camera-plane height
 ``tan(fov/2) (1 - 2y)``; column x in [0, 1] to ``aspect tan(fov/2) (2x - 1)``. An image of
@@ -26,19 +27,15 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-import numba as nb
 import numpy as np
 
 from donkeyrl.sim import appearance as ap
 from donkeyrl.sim.appearance import Appearance
-from donkeyrl.sim.raster import BARRIER_BAND, FAR, TrackRaster, get_raster, sample_grid
+from donkeyrl.sim.raster import TrackRaster, get_raster
+from donkeyrl.sim.render_kernels import render_many, render_one
 from donkeyrl.sim.track import Track
 
 __all__ = ["Appearance", "CameraConfig", "Renderer"]
-
-#: Length of one kerb stripe along the track (units).
-STRIPE_LEN = 1.0
-
 
 @dataclass(frozen=True)
 class CameraConfig:
@@ -115,7 +112,7 @@ class Renderer:
         if not (math.isfinite(x) and math.isfinite(z) and math.isfinite(yaw)):
             raise ValueError(f"render pose must be finite, got x={x!r}, z={z!r}, yaw={yaw!r}")
         lut, prm = ap.pack(appearance or self.appearance, self.camera.grey)
-        _render_one(out, float(x), float(z), float(yaw), *self._cam(), *self._geo(), lut, prm,
+        render_one(out, float(x), float(z), float(yaw), *self._cam(), *self._geo(), lut, prm,
                     ap.noise_texture())
         return out
 
@@ -140,7 +137,7 @@ class Renderer:
         packed = [ap.pack(a, self.camera.grey) for a in apps]
         luts = np.stack([p[0] for p in packed]) if len(packed) > 1 else packed[0][0][None]
         prms = np.stack([p[1] for p in packed]) if len(packed) > 1 else packed[0][1][None]
-        _render_many(out, xs, zs, yaws, idx, *self._cam(), *self._geo(), luts, prms, ap.noise_texture())
+        render_many(out, xs, zs, yaws, idx, *self._cam(), *self._geo(), luts, prms, ap.noise_texture())
         return out
 
     # ------------------------------------------------------------------ internals
@@ -162,117 +159,3 @@ class Renderer:
         r = self.raster
         return (r.data, r.ox, r.oz, r.h, r.left, r.right, r.centre, 1.0 / r.dtab, r.length, r.closed,
                 r.s_jump, r.barriers, r.barrier_margin)
-
-
-@nb.njit(cache=True)
-def _classify(lat, s, left, right, centre, inv_dtab, barriers, margin, edge_w, centre_hw,
-              dash_frac, inv_dash):  # pragma: no cover - jitted
-    """Surface class of a ground point at lateral offset ``lat`` and arc length ``s``."""
-    if lat >= 0.5 * FAR:
-        return ap.GROUND
-    k = int(s * inv_dtab + 0.5)
-    if k < 0:
-        k = 0
-    elif k >= left.shape[0]:
-        k = left.shape[0] - 1
-    lo = left[k]
-    hi = right[k]
-    if lat < lo or lat > hi:
-        if barriers:
-            d = lo - lat if lat < lo else lat - hi
-            if margin <= d < margin + BARRIER_BAND:
-                return ap.BARRIER_A + (int(s / STRIPE_LEN) & 1)
-        return ap.GROUND
-    if lat - lo < edge_w or hi - lat < edge_w:
-        return ap.EDGE
-    if abs(lat - centre[k]) < centre_hw:
-        if inv_dash <= 0.0:
-            return ap.CENTRE
-        f = s * inv_dash
-        if f - math.floor(f) < dash_frac:
-            return ap.CENTRE
-    return ap.ROAD
-
-
-@nb.njit(cache=True)
-def _render_one(out, x, z, yaw, cam_h0, pitch0, cam_fwd, tan_v, tan_h, crop, data, ox, oz, h,
-                left, right, centre, inv_dtab, length, closed, s_jump, barriers, margin,
-                lut, prm, tex):  # pragma: no cover - jitted
-    """Render one frame into ``out`` (H, W, C); see the module docstring for the geometry."""
-    H, W, C = out.shape
-    cam_h = cam_h0 + prm[ap.P_CAM_H]
-    pitch = pitch0 + prm[ap.P_PITCH]
-    sp, cp = math.sin(pitch), math.cos(pitch)
-    fx, fz = math.sin(yaw), math.cos(yaw)          # forward
-    rx, rz = fz, -fx                               # right
-    inv_h = 1.0 / h
-    nscale = prm[ap.P_NSCALE]
-    fog0, fog1 = prm[ap.P_FOG0], prm[ap.P_FOG1]
-    edge_w = prm[ap.P_EDGE_W]
-    centre_w = prm[ap.P_CENTRE_W]
-    inv_dash = 1.0 / prm[ap.P_DASH_PERIOD] if prm[ap.P_DASH_PERIOD] > 0 else 0.0
-    dash_frac = prm[ap.P_DASH_LEN] * inv_dash
-    tmask = tex.shape[0] - 1
-    dxr = 2.0 * tan_h / W                          # camera-plane step per column
-    for r in range(H):
-        yn = crop + (1.0 - crop) * (r + 0.5) / H
-        yu = tan_v * (1.0 - 2.0 * yn)
-        dy = yu * cp - sp                          # vertical component of the row's rays
-        horiz = cp + yu * sp                       # forward component
-        dist = 1e30
-        t = 0.0
-        if dy < -1e-9:
-            t = cam_h / -dy
-            dist = t * horiz
-        if dist >= fog1:                           # sky, or ground lost in the haze
-            if dy < 0.0:
-                for c in range(W):
-                    for ch in range(C):
-                        out[r, c, ch] = np.uint8(min(max(prm[ap.P_FOG + ch], 0.0), 255.0))
-                continue
-            k = min(math.atan2(dy, horiz) / 0.6, 1.0)
-            for ch in range(C):
-                v = prm[ap.P_SKY_H + ch] + k * (prm[ap.P_SKY_T + ch] - prm[ap.P_SKY_H + ch])
-                val = np.uint8(min(max(v, 0.0), 255.0))
-                for c in range(W):
-                    out[r, c, ch] = val
-            continue
-        fog = 0
-        if dist > fog0:
-            fog = int(256.0 * (dist - fog0) / (fog1 - fog0))
-        att = int(16.0 * min(max(1.2 - dist / 30.0, 0.3), 1.0))   # noise fades with distance
-        foot = t * dxr                             # lateral ground size of one pixel (units)
-        ew = max(edge_w, foot)                     # lines never thinner than about a pixel
-        chw = max(0.5 * centre_w, 0.5 * foot)
-        fwd = dist + cam_fwd
-        lat0 = t * (-tan_h + 0.5 * dxr)
-        gx0 = x + fx * fwd + rx * lat0
-        gz0 = z + fz * fwd + rz * lat0
-        gdx = rx * foot
-        gdz = rz * foot
-        for c in range(W):
-            gx = gx0 + c * gdx
-            gz = gz0 + c * gdz
-            lat, s = sample_grid(data, (gx - ox) * inv_h, (gz - oz) * inv_h, length, closed, s_jump)
-            cls = _classify(lat, s, left, right, centre, inv_dtab, barriers, margin, edge_w=ew,
-                            centre_hw=chw, dash_frac=dash_frac, inv_dash=inv_dash)
-            ti = int(math.floor((gx + prm[ap.P_NOFFX]) * nscale)) & tmask
-            tj = int(math.floor((gz + prm[ap.P_NOFFZ]) * nscale)) & tmask
-            lv = 8 + (((tex[tj, ti] - 8) * att) >> 4)
-            for ch in range(C):
-                v = np.int32(lut[cls, lv, ch])
-                if fog > 0:
-                    v += ((np.int32(prm[ap.P_FOG + ch]) - v) * fog) >> 8
-                out[r, c, ch] = np.uint8(min(max(v, 0), 255))
-
-
-@nb.njit(cache=True, parallel=True)
-def _render_many(out, xs, zs, yaws, app_idx, cam_h0, pitch0, cam_fwd, tan_v, tan_h, crop, data, ox, oz,
-                 h, left, right, centre, inv_dtab, length, closed, s_jump, barriers, margin,
-                 luts, prms, tex):  # pragma: no cover - jitted
-    """Render ``len(xs)`` frames in parallel; car i uses appearance tables ``app_idx[i]``."""
-    for i in nb.prange(xs.shape[0]):
-        a = app_idx[i]
-        _render_one(out[i], xs[i], zs[i], yaws[i], cam_h0, pitch0, cam_fwd, tan_v, tan_h, crop, data,
-                    ox, oz, h, left, right, centre, inv_dtab, length, closed, s_jump, barriers, margin,
-                    luts[a], prms[a], tex)

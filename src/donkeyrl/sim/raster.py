@@ -146,7 +146,7 @@ def _edge_tables(track: Track) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return tables[0], tables[1], tables[2]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _rasterize(points, s, length, closed, ox, oz, h, band, data, best):  # pragma: no cover - jitted
     """For every node within ``band`` of the path keep the nearest segment's (lateral, s).
 
@@ -190,7 +190,7 @@ def _rasterize(points, s, length, closed, ox, oz, h, band, data, best):  # pragm
                         data[jz, ix, 1] = s[i] + t * s_len
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, inline="always", error_model="numpy")
 def _wrap(d, length, closed):  # pragma: no cover - jitted
     """Arc-length difference wrapped to (-length/2, length/2] on closed tracks."""
     if closed:
@@ -201,7 +201,7 @@ def _wrap(d, length, closed):  # pragma: no cover - jitted
     return d
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, inline="always", error_model="numpy")
 def sample_grid(data, u, v, length, closed, s_jump):  # pragma: no cover - jitted
     """(lateral, s) at fractional grid coordinates (u, v); (FAR, -1) off the grid or off the road.
 
