@@ -114,7 +114,8 @@ class Optimizer:
         n_initial: usable observations needed before proposals come from the model (>= 1).
         seed: seed of the random phase and of the candidate generator.
         warp_outputs: Yeo-Johnson warp of the rewards before the GP (see warping.py).
-        n_candidates: quasi-random candidates per proposal, before local refinement.
+        n_candidates: quasi-random candidates per proposal, before local refinement (scaled
+            down beyond 150 observations, see ``_n_candidates``).
         refit_iters: L-BFGS-B iteration cap of warm hyperparameter refits.
     """
 
@@ -127,7 +128,7 @@ class Optimizer:
         *,
         warp_outputs: bool = True,
         n_candidates: int = 1024,
-        refit_iters: int = 15,
+        refit_iters: int = 10,
     ) -> None:
         self.space = space if isinstance(space, SearchSpace) else SearchSpace.from_dict(space)
         if kappa is not None and not (math.isfinite(kappa) and kappa >= 0):
@@ -215,6 +216,12 @@ class Optimizer:
     def _exclude(self, X_pending: np.ndarray) -> set[bytes]:
         return set(point_keys(np.array([t.x for t in self._trials]))) | set(point_keys(X_pending))
 
+    def _n_candidates(self, n_obs: int) -> int:
+        """Quasi-random candidates for a model on ``n_obs`` points: ``n_candidates`` up to 150
+        observations, then fewer (at least 256) so the O(n^2) cost per candidate keeps a
+        proposal fast; the local refinement around the best candidates is unchanged."""
+        return max(256, min(self.n_candidates, self.n_candidates * 150 // max(n_obs, 1)))
+
     def _kappa(self, n_pending: int) -> float:
         if self.kappa is not None:
             return self.kappa
@@ -266,11 +273,12 @@ class Optimizer:
             return ucb(m, s, kappa)
 
         incumbents = state.X[np.argsort(state.y)[::-1][:3]]
-        X, S = maximize(score, self.space, self.rng, exclude, incumbents, self.n_candidates)
+        n_cand = self._n_candidates(len(state.y))
+        X, S = maximize(score, self.space, self.rng, exclude, incumbents, n_cand)
         if len(X) == 0:
             log.warning("search space exhausted (%d points): re-proposing an evaluated point",
                         int(self.space.size))
-            X, S = maximize(score, self.space, self.rng, set(), incumbents, self.n_candidates)
+            X, S = maximize(score, self.space, self.rng, set(), incumbents, n_cand)
         top = X[:5]
         m, s = gp.predict(state, top)
         tf = model.transform
@@ -318,7 +326,7 @@ class Optimizer:
             return m + CONVERGENCE_KAPPA * s
 
         X_ok = state.X[model.ok]
-        _, S = maximize(score, self.space, self.rng, set(), X_ok, self.n_candidates)
+        _, S = maximize(score, self.space, self.rng, set(), X_ok, self._n_candidates(len(state.y)))
         m, s = gp.predict(state, X_ok)
         lcb = m - CONVERGENCE_KAPPA * s
         i = int(np.argmax(lcb))
