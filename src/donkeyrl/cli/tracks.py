@@ -1,0 +1,104 @@
+"""``donkeyrl tracks``: list the track catalogue (and optionally draw it top-down)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from donkeyrl.cli.common import CLIError
+from donkeyrl.sim.track import Track
+from donkeyrl.sim.tracks import TrackInfo, get_track, list_tracks
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``tracks`` subcommand."""
+    p = subparsers.add_parser(
+        "tracks", help="list the built-in tracks",
+        description="List the built-in track catalogue: name, path length and mean road width "
+        "(simulator units), closed loop or open road, barriers, train/held-out split. Any name "
+        "listed, a DonkeyCar env id (e.g. donkey-generated-roads-v0) or procedural-<seed> is "
+        "accepted wherever donkeyrl takes a track.")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON list of objects (one per track) instead of a table")
+    p.add_argument("--split", choices=("train", "heldout", "all"), default="all",
+                   help="only list tracks of this split (default: all)")
+    p.add_argument("--plot", type=Path, default=None, metavar="PNG",
+                   help="also save a top-down drawing of the listed tracks to this PNG file")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the listing; return the exit code."""
+    infos = list_tracks(args.split)
+    if args.plot is not None:
+        try:
+            plot_tracks([get_track(i.name) for i in infos], args.plot)
+        except OSError as exc:
+            raise CLIError(f"cannot write plot {str(args.plot)!r}: {exc}") from None
+    if args.json:
+        print(json.dumps([i.to_dict() for i in infos], indent=2))
+    else:
+        _print_table(infos)
+    return 0
+
+
+def _print_table(infos: list[TrackInfo]) -> None:
+    """Plain fixed-width table: readable in any terminal width and in logs (no wrapping)."""
+    head = ("name", "length", "width", "min_w", "type", "barriers", "split", "description")
+    rows = [(i.name, f"{i.length:.0f}", f"{i.width:.1f}", f"{i.min_width:.1f}",
+             "closed" if i.closed else "open", "yes" if i.barriers else "no", i.split, i.description)
+            for i in infos]
+    widths = [max(len(r[c]) for r in [head, *rows]) for c in range(len(head))]
+    right = {1, 2, 3}
+    for r in [head, *rows]:
+        print("  ".join(v.rjust(w) if c in right else v.ljust(w)
+                        for c, (v, w) in enumerate(zip(r, widths))).rstrip())
+    print("lengths and widths in simulator units (1 telemetry unit = 8); width = 2 x half-width")
+
+
+def plot_tracks(tracks: list[Track], path: Path, tile: int = 260) -> None:
+    """Draw each track top-down (road grey, path yellow, start green) in a grid PNG.
+
+    Uses pillow only. Each tile is scaled to fit its track, so compare sizes by the printed length.
+    """
+    from PIL import Image, ImageDraw
+
+    cols = min(5, len(tracks))
+    rows = math.ceil(len(tracks) / cols)
+    img = Image.new("RGB", (cols * tile, rows * tile), (34, 92, 40))
+    draw = ImageDraw.Draw(img)
+    for k, tr in enumerate(tracks):
+        ox, oy = (k % cols) * tile, (k // cols) * tile
+        left = tr.points + tr.normals * tr.lat_left[:, None]
+        right = tr.points + tr.normals * tr.lat_right[:, None]
+        allp = np.vstack([left, right])
+        lo, hi = allp.min(axis=0), allp.max(axis=0)
+        scale = (tile - 36) / max(float(np.max(hi - lo)), 1e-6)
+        centre = (lo + hi) / 2
+
+        def px(p: np.ndarray, ox: int = ox, oy: int = oy, scale: float = scale,
+               centre: np.ndarray = centre) -> list[tuple[float, float]]:
+            q = (p - centre) * scale
+            return [(ox + tile / 2 + x, oy + tile / 2 + 8 - z) for x, z in q]  # z up
+
+        # road as quads between consecutive edge samples (handles varying width)
+        n = tr.n if tr.closed else tr.n - 1
+        for i in range(n):
+            j = (i + 1) % tr.n
+            draw.polygon(px(np.array([left[i], left[j], right[j], right[i]])), fill=(90, 90, 90))
+        if tr.barriers:
+            for lat in (tr.lat_left - tr.barrier_margin, tr.lat_right + tr.barrier_margin):
+                wall = tr.points + tr.normals * lat[:, None]
+                wall = np.vstack([wall, wall[:1]]) if tr.closed else wall
+                draw.line(px(wall), fill=(200, 40, 40), width=1)
+        line = np.vstack([tr.points, tr.points[:1]]) if tr.closed else tr.points
+        draw.line(px(line), fill=(235, 200, 40), width=1 if tr.closed else 2)
+        sx, sz = px(tr.points[:1])[0]
+        draw.ellipse([sx - 4, sz - 4, sx + 4, sz + 4], fill=(40, 220, 60))
+        draw.text((ox + 4, oy + 2), f"{tr.name} ({tr.length:.0f}, {tr.split})", fill=(255, 255, 255))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
