@@ -1,0 +1,101 @@
+"""``donkeyrl evaluate``: evaluate a saved model per track, with the generalisation gap.
+
+The env and wrappers are rebuilt from the ``trial_config.json`` saved beside ``model.zip``, so the
+evaluation sees exactly what training saw, on whichever tracks are asked for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from typing import Any
+
+from donkeyrl.cli.common import CLIError, non_negative_int, positive_int
+
+JSON_KEYS = ("track", "mean_reward", "std_reward", "episode_rewards", "laps", "best_lap_time",
+             "mean_abs_cte", "completion", "driving_score")
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "evaluate", help="evaluate a saved model on training and held-out tracks",
+        description="Load DIR/model.zip, rebuild its env and wrappers from trial_config.json, and "
+        "evaluate it per track: reward, laps, lap time, |cte|, completion, driving score, the "
+        "generalisation gap to the training tracks, and the expert driver's lap time.")
+    p.add_argument("--model", required=True, metavar="PATH", help="model.zip (or its directory)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--env", metavar="ID", help="gym-donkeycar env id to evaluate on")
+    where.add_argument("--track", nargs="+", metavar="NAME",
+                       help="tracks to evaluate on (default: the training tracks + the held-out set)")
+    p.add_argument("--episodes", type=positive_int, default=3, help="episodes per track (default: 3)")
+    p.add_argument("--seed", type=non_negative_int, help="evaluation seed (default: the model's)")
+    p.add_argument("--stochastic", action="store_true", help="sample actions instead of the mode")
+    p.add_argument("--json", action="store_true", help="print one JSON object per track instead of a table")
+    p.set_defaults(func=run)
+
+
+def default_tracks(training: tuple[str, ...]) -> list[str]:
+    """The training tracks followed by every held-out track not trained on."""
+    try:
+        from donkeyrl.sim.tracks import HELDOUT_TRACKS
+    except ImportError:
+        HELDOUT_TRACKS = ()
+    return list(training) + [t for t in HELDOUT_TRACKS if t not in training]
+
+
+def run(args: argparse.Namespace) -> int:
+    from donkeyrl.rl.evaluate import ModelLoadError, evaluate, expert_lap_time, load_trained
+
+    try:
+        model, cfg = load_trained(args.model)
+    except ModelLoadError as exc:
+        raise CLIError(str(exc)) from None
+    tracks = args.track or ([args.env] if args.env else default_tracks(cfg.tracks))
+    rows = []
+    for track in tracks:
+        try:
+            ev = evaluate(model, dataclasses.replace(cfg, tracks=(track,)), episodes=args.episodes,
+                          seed=args.seed, deterministic=not args.stochastic)
+        except ValueError as exc:  # unknown track names surface here
+            raise CLIError(f"cannot evaluate on {track!r}: {exc}") from None
+        row = {k: ev.get(k) for k in JSON_KEYS if k != "track"}
+        row = {"track": track, **row, "trained_on": track in cfg.tracks,
+               "expert_lap_time": expert_lap_time(track),
+               "reward_hacking_flag": ev.get("reward_hacking_flag", False)}
+        rows.append(row)
+    add_generalisation_gap(rows)
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+    else:
+        print(table(rows, args.model, args.episodes))
+    return 0
+
+
+def add_generalisation_gap(rows: list[dict[str, Any]]) -> None:
+    """gap = mean reward on the training tracks - reward on each unseen track (None if no baseline)."""
+    trained = [r["mean_reward"] for r in rows if r["trained_on"]]
+    base = sum(trained) / len(trained) if trained else None
+    for r in rows:
+        r["generalisation_gap"] = None if base is None or r["trained_on"] else base - r["mean_reward"]
+
+
+def table(rows: list[dict[str, Any]], model: str, episodes: int) -> str:
+    """A fixed-width table, one row per track."""
+    def f(v: Any, spec: str) -> str:
+        return "-" if v is None else format(v, spec)
+
+    head = (f"{'track':<22}{'set':<7}{'reward':>16}{'laps':>6}{'best lap':>10}{'expert':>8}"
+            f"{'|cte|':>7}{'compl.':>8}{'score':>7}{'gap':>9}")
+    lines = [f"model {model}, {episodes} episode(s) per track", head, "-" * len(head)]
+    for r in rows:
+        reward = f"{r['mean_reward']:.2f}+/-{r['std_reward']:.2f}"
+        lines.append(f"{r['track']:<22}{'train' if r['trained_on'] else 'unseen':<7}{reward:>16}"
+                     f"{f(r['laps'], '.1f'):>6}{f(r['best_lap_time'], '.2f'):>10}"
+                     f"{f(r['expert_lap_time'], '.2f'):>8}{f(r['mean_abs_cte'], '.2f'):>7}"
+                     f"{f(r['completion'], '.2f'):>8}{f(r['driving_score'], '.1f'):>7}"
+                     f"{f(r['generalisation_gap'], '.2f'):>9}"
+                     + ("  (reward hacking suspected)" if r["reward_hacking_flag"] else ""))
+    lines.append("gap = mean reward on the training tracks - reward on that unseen track")
+    return "\n".join(lines)
