@@ -339,11 +339,17 @@ class Telemetry(Message):
 
     def to_fields(self) -> dict[str, Any]:
         out = super().to_fields()
-        del out["extended"]
+        if not out.pop("extended"):
+            for name in EXTENDED_FIELDS:
+                del out[name]
         if not self.imageb:
             del out["imageb"]
         out.update(self.extra)
         return out
+
+
+#: Fields sent only with extended telemetry (on by default in the Unity simulator).
+EXTENDED_FIELDS = ("cte", "pos_x", "pos_y", "pos_z", "vel_x", "vel_y", "vel_z")
 
 
 @dataclass(frozen=True)

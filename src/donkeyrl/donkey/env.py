@@ -1,0 +1,391 @@
+"""Gymnasium environment over a DonkeyCar simulator reached by TCP (``make_env(sim="donkey")``).
+
+Description:
+    The car of a DonkeyCar simulator (the Unity one, or ``donkeyrl sim serve``) driven over the
+    protocol. Same contract and ``info`` keys as the embedded environment, so agents, metrics and
+    the research loop do not care which simulator runs.
+Action Space:
+    ``Box([-steer_limit, throttle_min], [steer_limit, throttle_max], float32)`` = (steering, throttle).
+Observation Space:
+    ``Box(0, 255, camera.shape, uint8)``: the simulator's camera image. The requested
+    :class:`~donkeyrl.sim.camera.CameraConfig` is sent as ``cam_config`` (size, fov, mount); the
+    image is then cropped/resized/greyed here if the simulator did not follow it exactly.
+Rewards:
+    The DonkeyCar default (:func:`donkeyrl.envs.common.donkey_reward`), forward_vel in telemetry units.
+Starting State:
+    Brake, ``reset_car``, then brake again until two successive telemetry frames agree on a
+    settled car with a sane cte, so that no pre-reset (stale) cte leaks into the new episode.
+Episode End:
+    terminated when |cte| > max_cte (values above 2 x max_cte in the first steps after a reset are
+    ignored as start glitches, like gym-donkeycar) or on a hit; truncated at the step limit or by
+    the no-progress watchdog.
+Arguments:
+    See :class:`DonkeySimEnv` and :func:`make_donkey_env`.
+
+``progress`` comes from the centre line read with ``node_position`` at connection time; laps come
+from ``collision_with_starting_line`` (the first crossing starts the clock). A lost simulator raises
+:class:`~donkeyrl.donkey.client.SimDisconnected`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from donkeyrl.donkey import protocol as P
+from donkeyrl.donkey.client import ClientConfig, SimClient, SimTimeout
+from donkeyrl.donkey.launcher import SimLauncher
+from donkeyrl.envs.common import ProgressWatchdog, donkey_reward
+from donkeyrl.sim.camera import CameraConfig
+from donkeyrl.sim.track import Track, TrackError
+
+log = logging.getLogger(__name__)
+
+#: Telemetry units per simulator unit.
+UNIT = 8.0
+#: Control period of the simulator (s): telemetry comes every 1/20 s.
+PERIOD = 0.05
+#: Steps after a reset during which a cte above 2 x max_cte is treated as a start glitch.
+GLITCH_STEPS = 5
+#: Most brake/telemetry exchanges a reset may take to settle.
+MAX_SETTLE = 40
+#: A settled car moves less than this between two frames (telemetry units).
+SETTLE_MOVE = 0.1
+
+
+def scene_name(track: str) -> str:
+    """Simulator scene for a track name, gym env id or alias; unknown names pass through (the
+    simulator's menu is the judge, and lists what it offers)."""
+    from donkeyrl.sim.tracks import UnknownTrackError, resolve_track_name
+
+    try:
+        return resolve_track_name(track)
+    except UnknownTrackError:
+        return track
+
+
+def path_from_nodes(name: str, nodes: Sequence[P.NodePosition]) -> Track | None:
+    """A :class:`Track` through the simulator's centre-line nodes (raw simulator units), or None
+    when there are too few distinct nodes. Closed when the last node is near the first."""
+    pts = np.array([(n.pos_x, n.pos_z) for n in nodes], dtype=np.float64)
+    if len(pts) >= 2:
+        keep = np.concatenate([[True], np.hypot(*np.diff(pts, axis=0).T) > 1e-6])
+        pts = pts[keep]
+    if len(pts) < 4:
+        return None
+    spacing = float(np.median(np.hypot(*np.diff(pts, axis=0).T)))
+    closed = bool(np.hypot(*(pts[-1] - pts[0])) < 3.0 * spacing)
+    try:
+        return Track.from_waypoints(name, pts, half_width=4.0, closed=closed, check=False,
+                                    description="centre line read from the simulator")
+    except (TrackError, ValueError) as exc:
+        log.warning("could not build a path from %d simulator nodes: %s", len(pts), exc)
+        return None
+
+
+class DonkeySimEnv(gym.Env):
+    """One car of a DonkeyCar simulator as a Gymnasium env (see the module docstring)."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
+
+    def __init__(self, track: str | Sequence[str] = "generated_track", *, host: str = "127.0.0.1",
+                 port: int = 9091, camera: CameraConfig | None = None, max_cte: float = 8.0,
+                 steer_limit: float = 1.0, throttle_min: float = 0.0, throttle_max: float = 1.0,
+                 max_steps: int | None = None, seed: int | None = None,
+                 render_mode: str | None = None, client_config: ClientConfig = ClientConfig(),
+                 step_timeout: float = 10.0, settle_steps: int = 2, read_path: bool = True,
+                 stuck_seconds: float = 10.0, reload_scene: bool = False,
+                 launcher: SimLauncher | None = None) -> None:
+        """
+        Args:
+            track: scene name(s) (catalogue names, DonkeyCar scene names, gym env ids); several =
+                one sampled per episode (switching scenes reloads them in the simulator).
+            host, port: where the simulator listens.
+            camera: wanted observation format (default 120x160x3).
+            max_cte: |cte| (simulator units) that ends the episode.
+            steer_limit, throttle_min, throttle_max: action bounds.
+            max_steps: step limit (None: 4 laps' worth at 1 unit/s... see :func:`auto_max_steps`).
+            seed: seeds the scene sampling (the simulator itself cannot be seeded).
+            render_mode: None or "rgb_array" (the last camera image).
+            client_config: connection and handshake timeouts.
+            step_timeout: seconds to wait for the telemetry answering a control.
+            settle_steps: least brake/telemetry exchanges after ``reset_car``.
+            read_path: read the centre line with ``node_position`` (for progress and metrics).
+            stuck_seconds: the watchdog truncates after this long without 1 unit of progress.
+            reload_scene: if the simulator is already in a scene, exit and load ``track`` anyway.
+            launcher: a started simulator process this env owns (stopped by :meth:`close`).
+        """
+        names = [track] if isinstance(track, str) else list(track)
+        if not names:
+            raise ValueError("track must name at least one scene")
+        if not max_cte > 0:
+            raise ValueError(f"max_cte must be > 0, got {max_cte!r}")
+        if not (steer_limit > 0 and throttle_min < throttle_max):
+            raise ValueError(f"bad action bounds: steer_limit={steer_limit!r}, "
+                             f"throttle=[{throttle_min!r}, {throttle_max!r}]")
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode {render_mode!r} is not None or 'rgb_array'")
+        if settle_steps < 1:
+            raise ValueError(f"settle_steps must be >= 1, got {settle_steps!r}")
+        self.scenes = [scene_name(n) for n in names]
+        self.camera = camera if camera is not None else CameraConfig()
+        self.max_cte, self.max_steps_arg = float(max_cte), max_steps
+        self.step_timeout, self.settle_steps = step_timeout, settle_steps
+        self.read_path, self.reload_scene = read_path, reload_scene
+        self.render_mode = render_mode
+        self.observation_space = gym.spaces.Box(0, 255, self.camera.shape, np.uint8)
+        self.action_space = gym.spaces.Box(np.array([-steer_limit, throttle_min], np.float32),
+                                           np.array([steer_limit, throttle_max], np.float32))
+        self.watchdog = ProgressWatchdog(window_steps=max(1, int(stuck_seconds / PERIOD)),
+                                         min_progress=1.0)
+        self.launcher = launcher
+        self._np_random, _ = gym.utils.seeding.np_random(seed)
+        self.client = SimClient(host, port, client_config)
+        self.track: Track | None = None
+        self.scene: str | None = None
+        self._last_obs: np.ndarray | None = None
+        self._ep: dict[str, Any] = {}
+        try:
+            self.client.connect()
+            self._enter_scene(self.scenes[0], first=True)
+        except BaseException:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------------ scene handling
+    def _enter_scene(self, scene: str, first: bool = False) -> None:
+        """Load ``scene`` (from the menu or over the current one), configure, read its path."""
+        if not first:
+            self.client.exit_scene()
+        self.client.load_scene(scene, reload=self.reload_scene and first)
+        self.client.configure(cam=self._cam_config(), car=P.CarConfig())
+        self.scene = scene
+        _, tel = self._exchange(P.Control(0.0, 0.0, 1.0))
+        self.track = None
+        if self.read_path and tel.totalNodes > 0:
+            nodes = self.client.read_nodes(tel.totalNodes)
+            self.track = path_from_nodes(scene, nodes)
+        if self.track is None:
+            log.warning("no centre line for scene %r: progress falls back to integrated speed", scene)
+        self.max_steps = self.max_steps_arg or auto_max_steps(self.track)
+
+    def _cam_config(self) -> P.CamConfig:
+        """``cam_config`` asking for the full (uncropped) frame the observation is cut from."""
+        cam, default = self.camera, CameraConfig()
+        full_h = int(round(cam.height / (1.0 - cam.crop_top)))
+        moved = (cam.cam_height, cam.cam_forward) != (default.cam_height, default.cam_forward)
+        return P.CamConfig(
+            fov=cam.fov_deg if cam.fov_deg != default.fov_deg else 0.0,
+            img_w=cam.width, img_h=full_h, img_d=3, img_enc="JPG",
+            offset_y=cam.cam_height if moved else 0.0, offset_z=cam.cam_forward if moved else 0.0,
+            rot_x=cam.pitch_deg if cam.pitch_deg != default.pitch_deg else 0.0)
+
+    # ------------------------------------------------------------------ gym API
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        if len(self.scenes) > 1:
+            scene = self.scenes[int(self.np_random.integers(len(self.scenes)))]
+            if scene != self.scene:
+                self._enter_scene(scene)
+        self.client.send(P.Control(0.0, 0.0, 1.0))
+        self.client.send(P.ResetCar())
+        tel = self._settle()
+        self.client.pop_events(P.StartingLine)
+        x, z = tel.pos_x * UNIT, tel.pos_z * UNIT
+        proj = self.track.project(x, z) if self.track is not None else None
+        self._ep = {"steps": 0, "t0": tel.time, "last_time": tel.time, "progress": 0.0,
+                    "unwrapped": 0.0, "s": proj.s if proj else 0.0, "hint": proj.index if proj else -1,
+                    "line_stamp": None, "line_progress": 0.0, "lap_count": 0,
+                    "last_lap_time": 0.0, "lap_times": []}
+        self.watchdog.reset()
+        obs = self._observation(tel)
+        return obs, self._info(tel)
+
+    def _settle(self) -> P.Telemetry:
+        """Brake/telemetry exchanges until the car is settled after ``reset_car`` (no stale cte)."""
+        prev = None
+        for i in range(MAX_SETTLE):
+            _, tel = self._exchange(P.Control(0.0, 0.0, 1.0))
+            if prev is not None and i + 1 >= self.settle_steps and abs(tel.cte) <= self.max_cte:
+                moved = math.hypot(tel.pos_x - prev.pos_x, tel.pos_z - prev.pos_z)
+                if moved < SETTLE_MOVE:
+                    return tel
+            prev = tel
+        log.warning("car not settled after %d frames following reset_car (cte %.2f)", MAX_SETTLE,
+                    prev.cte if prev else float("nan"))
+        assert prev is not None
+        return prev
+
+    def _exchange(self, msg: P.Control) -> tuple[int, P.Telemetry]:
+        """Send a control and wait for the next telemetry (newer than the control)."""
+        seq = self.client.telemetry_seq
+        self.client.send(msg)
+        try:
+            return self.client.wait_telemetry(seq, self.step_timeout)
+        except SimTimeout as exc:
+            raise SimTimeout(f"{exc} after a control (step_timeout={self.step_timeout:g})") from None
+
+    def step(self, action):
+        act = np.clip(np.asarray(action, dtype=np.float32).reshape(2), self.action_space.low,
+                      self.action_space.high)
+        _, tel = self._exchange(P.Control(float(act[0]), float(act[1]), 0.0))
+        ep = self._ep
+        ep["steps"] += 1
+        self._advance(tel)
+        self._laps(tel)
+        cte = float(tel.cte)
+        forward_vel = float(tel.vel_z if tel.extended else tel.speed)
+        glitch = ep["steps"] <= GLITCH_STEPS and abs(cte) > 2 * self.max_cte
+        terminated_reason = None
+        if tel.hit != "none":
+            terminated_reason = "hit"
+        elif abs(cte) > self.max_cte and not glitch:
+            terminated_reason = "cte"
+        terminated = terminated_reason is not None
+        reward = donkey_reward(0.0 if glitch else cte, forward_vel, tel.hit, terminated, self.max_cte)
+        truncated_reason = None
+        stuck = self.watchdog.update(ep["progress"])
+        if not terminated:
+            if ep["steps"] >= self.max_steps:
+                truncated_reason = "step_limit"
+            elif stuck:
+                truncated_reason = "stuck"
+        info = self._info(tel)
+        if terminated_reason:
+            info["terminated_reason"] = terminated_reason
+        if truncated_reason:
+            info["truncated_reason"] = truncated_reason
+        return (self._observation(tel), float(reward), terminated, truncated_reason is not None, info)
+
+    def _advance(self, tel: P.Telemetry):
+        """Update forward-only progress from the car position (or speed when no path is known)."""
+        ep = self._ep
+        if self.track is None:
+            dt = max(0.0, tel.time - ep["last_time"]) or PERIOD
+            ep["unwrapped"] += float(tel.vel_z if tel.extended else tel.speed) * UNIT * dt
+            ep["progress"] = max(ep["progress"], ep["unwrapped"])
+            ep["last_time"] = tel.time
+            return None
+        proj = self.track.project(tel.pos_x * UNIT, tel.pos_z * UNIT, ep["hint"])
+        ds = proj.s - ep["s"]
+        if self.track.closed:
+            ds = (ds + self.track.length / 2) % self.track.length - self.track.length / 2
+        ep["unwrapped"] += ds
+        ep["progress"] = max(ep["progress"], ep["unwrapped"])
+        ep["s"], ep["hint"], ep["last_time"] = proj.s, proj.index, tel.time
+        return proj
+
+    def _laps(self, tel: P.Telemetry) -> None:
+        """Count laps from start-line crossings: the first starts the clock, later ones are laps
+        (a crossing less than half a track after the previous one is a wiggle, not a lap)."""
+        ep = self._ep
+        for msg in self.client.pop_events(P.StartingLine):
+            stamp = float(msg.timeStamp)  # type: ignore[attr-defined]
+            if ep["line_stamp"] is None:
+                ep["line_stamp"], ep["line_progress"] = stamp, ep["progress"]
+                continue
+            if self.track is not None and ep["progress"] - ep["line_progress"] < 0.5 * self.track.length:
+                continue
+            lap = stamp - ep["line_stamp"]
+            ep["lap_count"] += 1
+            ep["last_lap_time"] = lap
+            ep["lap_times"].append(lap)
+            ep["line_stamp"], ep["line_progress"] = stamp, ep["progress"]
+
+    def _observation(self, tel: P.Telemetry) -> np.ndarray:
+        img = P.decode_image(tel.image) if tel.image else np.zeros(self.camera.shape, np.uint8)
+        obs = fit_image(img, self.camera)
+        self._last_obs = obs
+        return obs
+
+    def _info(self, tel: P.Telemetry) -> dict[str, Any]:
+        ep, cte = self._ep, float(tel.cte)
+        return {
+            "pos": (tel.pos_x, tel.pos_y, tel.pos_z), "cte": cte, "speed": tel.speed,
+            "forward_vel": float(tel.vel_z if tel.extended else tel.speed), "hit": tel.hit,
+            "lap_count": ep["lap_count"], "last_lap_time": ep["last_lap_time"],
+            "gyro": (tel.gyro_x, tel.gyro_y, tel.gyro_z), "accel": (tel.accel_x, tel.accel_y, tel.accel_z),
+            "vel": (tel.vel_x, tel.vel_y, tel.vel_z), "car": (tel.roll, tel.pitch, tel.yaw),
+            "progress": ep["progress"],
+            "track_length": self.track.length if self.track is not None else float("nan"),
+            # The protocol carries no road edges: off track = beyond max_cte (documented approximation).
+            "off_track": abs(cte) > self.max_cte, "lap_times": list(ep["lap_times"]),
+            "track": self.scene, "time": tel.time - ep["t0"],
+            "steering": tel.steering_angle, "throttle": tel.throttle,
+        }
+
+    def render(self) -> np.ndarray | None:
+        """The last camera image when render_mode == "rgb_array"."""
+        return None if self.render_mode is None or self._last_obs is None else self._last_obs
+
+    def close(self) -> None:
+        """Brake, exit the scene, close the socket (the simulator stays up); stop an owned launcher."""
+        client = getattr(self, "client", None)
+        if client is not None:
+            client.close(exit_scene=True)
+        if self.launcher is not None:
+            self.launcher.stop()
+            self.launcher = None
+
+
+def fit_image(img: np.ndarray, camera: CameraConfig) -> np.ndarray:
+    """Crop the sky (``crop_top``), resize to the camera size and convert to grey as requested."""
+    from PIL import Image
+
+    h = img.shape[0]
+    cut = int(round(camera.crop_top * h))
+    if cut:
+        img = img[cut:]
+    if img.shape[:2] != (camera.height, camera.width):
+        im = Image.fromarray(img[:, :, 0] if img.shape[2] == 1 else img)
+        img = np.asarray(im.resize((camera.width, camera.height), Image.BILINEAR))
+        img = img[:, :, None] if img.ndim == 2 else img
+    if camera.grey and img.shape[2] == 3:
+        img = np.asarray(Image.fromarray(img).convert("L"))[:, :, None]
+    elif not camera.grey and img.shape[2] == 1:
+        img = np.repeat(img, 3, axis=2)
+    return np.ascontiguousarray(img, dtype=np.uint8)
+
+
+def auto_max_steps(track: Track | None) -> int:
+    """Default step limit: the time for 3 laps at 2 units/s... at least 1000 steps."""
+    if track is None:
+        return 2000
+    return max(1000, int(3 * track.length / (2.0 * PERIOD) / 10))
+
+
+def make_donkey_env(track: str | Sequence[str] = "generated_track", *, host: str = "127.0.0.1",
+                    port: int = 9091, sim_path: str | None = None, camera: CameraConfig | None = None,
+                    max_cte: float = 8.0, steer_limit: float = 1.0, throttle_min: float = 0.0,
+                    throttle_max: float = 1.0, domain_randomization: bool = False,
+                    max_steps: int | None = None, seed: int | None = None,
+                    render_mode: str | None = None, **kwargs: Any) -> DonkeySimEnv:
+    """The ``sim="donkey"`` branch of :func:`donkeyrl.envs.make_env`.
+
+    With ``sim_path`` the simulator executable is started first (own process group, a free port
+    if ``port`` is taken or 0) and stopped by ``env.close()``. ``kwargs`` go to
+    :class:`DonkeySimEnv` (client_config, step_timeout, settle_steps, ...).
+    """
+    if domain_randomization:
+        log.warning("domain_randomization is not available on the DonkeyCar simulator; ignored")
+    launcher = None
+    if sim_path is not None:
+        from donkeyrl.donkey.launcher import port_accepts
+
+        use_port = port if port and not port_accepts(host, port, timeout=0.2) else None
+        launcher = SimLauncher(sim_path, port=use_port, host=host).start()
+        host, port = launcher.host, launcher.port
+    try:
+        return DonkeySimEnv(track, host=host, port=port, camera=camera, max_cte=max_cte,
+                            steer_limit=steer_limit, throttle_min=throttle_min,
+                            throttle_max=throttle_max, max_steps=max_steps, seed=seed,
+                            render_mode=render_mode, launcher=launcher, **kwargs)
+    except BaseException:
+        if launcher is not None:
+            launcher.stop()
+        raise
