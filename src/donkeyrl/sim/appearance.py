@@ -27,9 +27,13 @@ N_CLASSES = 6
 N_LEVELS = 16
 #: Texture noise amplitude per class at ``noise=1`` (0-255 colour units, +/-).
 CLASS_NOISE = (14.0, 8.0, 8.0, 28.0, 10.0, 10.0)
-#: Side of the square world-anchored noise texture (texels); one texel = 1/8 unit at scale 1.
-NOISE_SIZE = 256
-NOISE_TEXELS_PER_UNIT = 8.0
+#: Side of the square world-anchored noise texture (texels); one texel = 1/16 unit at scale 1
+#: (a power of two: the kernels wrap coordinates with a bit mask).
+NOISE_SIZE = 512
+NOISE_TEXELS_PER_UNIT = 16.0
+
+#: Smallest luminance difference between random road and ground colours (0-255 units).
+MIN_ROAD_CONTRAST = 25.0
 
 # Layout of the packed float parameter vector (see pack()).
 P_SKY_H, P_SKY_T, P_FOG = 0, 3, 6
@@ -43,13 +47,13 @@ class Appearance:
     """One look of the world. :meth:`default` resembles the DonkeyCar generated road."""
 
     #: Road surface colour (asphalt).
-    road: RGB = (92, 92, 96)
+    road: RGB = (72, 72, 76)
     #: Edge line colour (painted at the inner side of each road edge).
     edge_line: RGB = (235, 235, 235)
     #: Centre line colour.
     centre_line: RGB = (235, 200, 40)
     #: Off-road ground colour (grass).
-    ground: RGB = (70, 125, 55)
+    ground: RGB = (88, 150, 60)
     #: Sky colour straight up (reached about 35 degrees above the horizon).
     sky_top: RGB = (90, 150, 225)
     #: Sky colour at the horizon; distant ground fades into it (haze).
@@ -119,13 +123,19 @@ class Appearance:
         def col(lo: tuple[int, int, int], hi: tuple[int, int, int]) -> RGB:
             return tuple(int(rng.integers(a, b + 1)) for a, b in zip(lo, hi))  # type: ignore[return-value]
 
-        g = int(rng.integers(55, 150))
-        tint = rng.integers(-8, 9, size=3)
-        road = tuple(int(np.clip(g + t, 0, 255)) for t in tint)
         ground_kind = rng.integers(0, 3)
         ground = [col((40, 90, 30), (100, 165, 85)),        # grass
                   col((110, 85, 50), (165, 135, 100)),      # dirt
                   col((170, 150, 110), (220, 200, 160))][ground_kind]  # sand
+        # Asphalt grey at least MIN_ROAD_CONTRAST away from the ground's luminance, so that a grey
+        # image still shows the road.
+        lum_ground = float(np.dot(ground, (0.299, 0.587, 0.114)))
+        while True:
+            g = int(rng.integers(50, 160))
+            if abs(g - lum_ground) >= MIN_ROAD_CONTRAST:
+                break
+        tint = rng.integers(-8, 9, size=3)
+        road = tuple(int(np.clip(g + t, 0, 255)) for t in tint)
         yellow = bool(rng.random() < 0.8)
         centre = col((200, 160, 0), (255, 230, 90)) if yellow else col((200, 200, 200), (255, 255, 255))
         horizon = col((150, 160, 170), (235, 235, 240))
