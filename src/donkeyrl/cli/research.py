@@ -1,0 +1,214 @@
+"""``donkeyrl research``: the unattended GP+UCB autoresearch study (see donkeyrl.research)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from donkeyrl.cli.common import (CLIError, non_negative_float, non_negative_int, positive_float,
+                                 positive_int)
+
+EPILOG = """\
+trial command template (--trial-command):
+  Split like a shell line; placeholders {python} (this interpreter), {trial}, {study_dir},
+  {trial_dir}. The controller appends: --agent A --track T.. --eval-episodes E --seed S
+  --save-dir <study>/models/trial-N --result-file <study>/models/trial-N/result.json
+  [--reward R], then one '--foo-bar VALUE' per searched parameter foo_bar (True -> bare flag,
+  False -> omitted), then every --train-arg. The trial must write the result JSON of
+  'donkeyrl train --result-file'; the objective is read from it, never from stdout.
+
+study directory: results.jsonl (one record per trial, append-only), study.log (readable),
+  logs/trial-N.log (live trial output), models/trial-N/, models/champion/{model.zip,
+  manifest.json}. Re-run the same command to resume after a crash or Ctrl-C.
+
+Trials flagged by the trainer as reward hacking are recorded but kept out of the surrogate
+model and never become champion.
+"""
+
+
+def _explore(text: str) -> float | None:
+    if text == "auto":
+        return None
+    return non_negative_float(text)
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "research", help="run a GP+UCB autoresearch study (train, evaluate, keep a champion)",
+        description="Propose hyperparameters with GP+UCB, train and evaluate an agent for each "
+        "in its own process with a timeout, record every trial, keep the champion model, "
+        "publish results to git; resumes where it stopped.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    a = p.add_argument
+    a("--trials", type=positive_int, default=100,
+      help="total finished trials wanted in the study, counting earlier runs (default 100)")
+    a("--explore", type=_explore, default=2.0,
+      help="UCB exploration weight kappa (mean + kappa*std), or 'auto' for the GP-UCB "
+      "schedule (default 2.0)")
+    a("--agent", choices=("ppo", "dqn", "sac"), default="ppo",
+      help="RL algorithm; selects the default search space (default ppo)")
+    a("--min-timesteps", type=positive_int, default=5000,
+      help="lower bound of the searched training timesteps (default 5000)")
+    a("--max-timesteps", type=positive_int, default=20000,
+      help="upper bound of the searched training timesteps (default 20000)")
+    a("--push-every", type=positive_int, default=10,
+      help="commit and push results every N finished trials (needs --git-remote; default 10)")
+    a("--name", default=None, help="study name (default research-<agent>)")
+    a("--study-dir", type=Path, default=None, help="study directory (default runs/<name>)")
+    a("--track", nargs="+", default=["generated_track"], metavar="NAME",
+      help="training track(s) passed to every trial (default generated_track)")
+    a("--workers", type=positive_int, default=1,
+      help="trials run in parallel on this machine (default 1)")
+    a("--trial-timeout", type=positive_float, default=360.0,
+      help="seconds before a trial's whole process group is killed, recorded as timeout "
+      "(default 360)")
+    a("--cooldown", type=non_negative_float, default=2.0,
+      help="seconds to wait after a trial before the next starts (default 2)")
+    a("--objective", default="driving_score",
+      help="result-file field to maximise: driving_score or mean_reward (default "
+      "driving_score); records keep both")
+    a("--search-space", type=Path, default=None, metavar="FILE",
+      help="JSON search space {name: {type: float|int|categorical|fixed, ...}}; default: the "
+      "agent's documented space (see --print-space)")
+    a("--print-space", action="store_true", help="print the search space as JSON and exit")
+    a("--warm-start", type=Path, action="append", default=[], metavar="FILE",
+      help="JSONL file of prior results (record schema) the optimizer learns from; repeatable")
+    a("--until-converged", action="store_true",
+      help="stop early when the optimizer's UCB-LCB gap falls below the noise")
+    a("--n-initial", type=positive_int, default=2,
+      help="successful random trials before the GP proposes (default 2)")
+    a("--git-remote", default=None, metavar="URL",
+      help="git remote (URL or bare-repo path) receiving results; default: no publishing")
+    a("--git-branch", default="main", help="remote branch to push to (default main)")
+    a("--push-models", choices=("none", "champion", "all"), default="champion",
+      help="model files to commit: none, champion (default) or all trial models")
+    a("--push-max-mb", type=non_negative_float, default=50.0,
+      help="never commit model files larger than this many MiB (default 50)")
+    a("--push-exclude", action="append", default=[], metavar="GLOB",
+      help="study-relative paths (fnmatch glob) never to commit; repeatable")
+    a("--trial-command", default=None, metavar="TEMPLATE",
+      help="command template of one trial (default '{python} -m donkeyrl train'; see below)")
+    a("--train-arg", action="append", default=[], metavar="ARG",
+      help="extra argument appended verbatim to every trial command; repeatable "
+      "(use --train-arg=--flag for values starting with '-')")
+    a("--eval-episodes", type=positive_int, default=5,
+      help="evaluation episodes per trial (default 5)")
+    a("--reward", choices=("donkey", "speed", "progress"), default=None,
+      help="training reward passed to every trial (default: the trainer's)")
+    a("--seed", type=non_negative_int, default=0,
+      help="base seed: trial N uses seed+N; also seeds the optimizer (default 0)")
+    a("--kill-grace", type=non_negative_float, default=3.0,
+      help="seconds between SIGTERM and SIGKILL when a trial is killed (default 3)")
+    p.set_defaults(func=run)
+
+
+def build_config(args: argparse.Namespace) -> Any:
+    """The StudyConfig of the parsed arguments (raises CLIError on inconsistent flags)."""
+    from donkeyrl.research import PublishConfig, StudyConfig
+    from donkeyrl.research.trialcmd import DEFAULT_TRIAL_COMMAND
+    if args.min_timesteps > args.max_timesteps:
+        raise CLIError(f"--min-timesteps {args.min_timesteps} is larger than --max-timesteps "
+                       f"{args.max_timesteps}")
+    name = args.name or f"research-{args.agent}"
+    try:
+        return StudyConfig(
+            study_dir=args.study_dir or Path("runs") / name, trials=args.trials,
+            agent=args.agent, explore=args.explore, min_timesteps=args.min_timesteps,
+            max_timesteps=args.max_timesteps, search_space=args.search_space,
+            warm_start=tuple(args.warm_start), objective=args.objective, workers=args.workers,
+            trial_timeout=args.trial_timeout, cooldown=args.cooldown,
+            until_converged=args.until_converged,
+            trial_command=args.trial_command or DEFAULT_TRIAL_COMMAND,
+            tracks=tuple(args.track), eval_episodes=args.eval_episodes, reward=args.reward,
+            seed=args.seed, n_initial=args.n_initial, kill_grace=args.kill_grace,
+            extra_args=tuple(args.train_arg),
+            publish=PublishConfig(remote=args.git_remote, every=args.push_every,
+                                  models=args.push_models, max_model_mb=args.push_max_mb,
+                                  exclude=tuple(args.push_exclude), branch=args.git_branch))
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _hms(sec: float | None) -> str:
+    if sec is None:
+        return "--:--:--"
+    sec = int(round(sec))
+    return f"{sec // 3600:02d}:{sec % 3600 // 60:02d}:{sec % 60:02d}"
+
+
+class ConsoleReporter:
+    """Prints one progress line per trial and the running champion summary (rich markup)."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        self.console = Console(highlight=False, soft_wrap=True)
+
+    def _p(self, text: str) -> None:
+        self.console.print(text)
+
+    def note(self, message: str) -> None:
+        self._p(f"[dim]{message}[/dim]")
+
+    def proposal(self, trial: int, params: dict[str, Any], candidates: Sequence[Any]) -> None:
+        self._p(f"trial {trial}: proposal {_fmt_params(params)}" +
+                ("" if candidates else " [dim](random)[/dim]"))
+        for i, c in enumerate(candidates, 1):
+            self._p(f"  [dim]cand {i}: mean {c.mean:.4g} std {c.std:.4g} ucb {c.ucb:.4g} "
+                    f"{_fmt_params(c.params)}[/dim]")
+
+    def started(self, trial: int, params: dict[str, Any], progress: Any) -> None:
+        pass
+
+    def finished(self, record: Any, progress: Any) -> None:
+        value = "-" if record.objective is None else f"{record.objective:.4g}"
+        colour = "green" if record.run_status == "ok" else "red"
+        champ = progress.champion
+        best = (f"best {champ.objective:.4g} (trial {champ.trial})" if champ else "best -")
+        self._p(f"[bold][{progress.completed}/{progress.total}][/bold] trial {record.trial} "
+                f"[{colour}]{record.run_status}[/{colour}] {record.objective_name}={value} "
+                f"in {record.elapsed_sec:.1f}s | elapsed {_hms(progress.elapsed_sec)} "
+                f"ETA {_hms(progress.eta_sec)} | {best}"
+                + (" [bold yellow]NEW CHAMPION[/bold yellow]" if record.champion else "")
+                + (f"\n  [red]{record.message}[/red]" if record.run_status != "ok" else ""))
+        if champ:
+            self._p(f"  champion: trial {champ.trial} {champ.objective_name}="
+                    f"{champ.objective:.4g} mean_reward={champ.mean_reward} "
+                    f"{_fmt_params(champ.params)}")
+
+
+def _fmt_params(params: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in params.items())
+
+
+def run(args: argparse.Namespace) -> int:
+    from donkeyrl.bo import SearchSpaceError
+    from donkeyrl.research import Controller, StudyError, StudyLockedError
+    config = build_config(args)
+    try:
+        controller = Controller(config, ConsoleReporter())
+    except (SearchSpaceError, ValueError) as exc:
+        raise CLIError(str(exc)) from None
+    if args.print_space:
+        print(json.dumps(controller.space.to_dict(), indent=1))
+        return 0
+    try:
+        summary = controller.run()
+    except StudyLockedError as exc:
+        raise CLIError(str(exc), exit_code=3) from None
+    except StudyError as exc:
+        raise CLIError(str(exc), exit_code=4) from None
+    champ = summary.champion
+    print(f"study {config.study_dir}: {summary.completed}/{config.trials} trials "
+          f"({summary.stop_reason}); results {config.study_dir / 'results.jsonl'}, log "
+          f"{config.study_dir / 'study.log'}")
+    if champ:
+        print(f"champion: trial {champ.trial} {champ.objective_name}={champ.objective:.4g} -> "
+              f"{config.study_dir / 'models' / 'champion' / 'model.zip'}")
+    if summary.stop_reason.startswith("stopped by"):
+        return 130 if "SIGINT" in summary.stop_reason else 128 + int(signal.SIGTERM)
+    return 0

@@ -1,0 +1,132 @@
+"""Study configuration and the reporter interface the controller talks to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+from donkeyrl.bo import Candidate
+
+from .publish import PublishConfig
+from .records import TrialRecord
+from .trialcmd import DEFAULT_TRIAL_COMMAND
+
+__all__ = ["StudyConfig", "Progress", "Reporter", "LogReporter", "OBJECTIVES"]
+
+OBJECTIVES = ("driving_score", "mean_reward")
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Everything a study run needs (the CLI flags of ``donkeyrl research``)."""
+
+    study_dir: Path
+    """Directory holding results.jsonl, study.log, logs/, models/ (created if missing)."""
+    trials: int = 100
+    """Total finished trials wanted in the study (``interrupted`` ones do not count)."""
+    agent: str = "ppo"
+    """Agent passed as ``--agent`` (unless the space searches ``agent``)."""
+    explore: float | None = 2.0
+    """UCB kappa (mean + kappa * std); None = the optimizer's GP-UCB schedule."""
+    min_timesteps: int = 5000
+    """Lower bound of the searched ``timesteps``."""
+    max_timesteps: int = 20000
+    """Upper bound of the searched ``timesteps``."""
+    search_space: Path | None = None
+    """JSON search-space file; None = the agent's default space (research/space.py)."""
+    warm_start: tuple[Path, ...] = ()
+    """JSONL files of prior results (record schema) told to the optimizer at start."""
+    objective: str = "driving_score"
+    """Result-file field maximised by the optimizer and the champion rule."""
+    workers: int = 1
+    """Trials run in parallel on this machine."""
+    trial_timeout: float = 360.0
+    """Seconds before a trial's process group is killed and recorded as ``timeout``."""
+    cooldown: float = 2.0
+    """Seconds between a trial's end and the next launch."""
+    until_converged: bool = False
+    """Stop early when the optimizer's convergence test passes."""
+    trial_command: str = DEFAULT_TRIAL_COMMAND
+    """Command template of one trial (research/trialcmd.py documents the placeholders)."""
+    tracks: tuple[str, ...] = ("generated_track",)
+    """Training tracks passed as ``--track``."""
+    eval_episodes: int = 5
+    """Evaluation episodes per trial (``--eval-episodes``)."""
+    reward: str | None = None
+    """``--reward`` of the trainer; None = the trainer's default."""
+    seed: int = 0
+    """Base seed: trial N trains with seed ``seed + N``; also seeds the optimizer."""
+    n_initial: int = 2
+    """Successful trials proposed at random before the GP takes over."""
+    kill_grace: float = 3.0
+    """Seconds between SIGTERM and SIGKILL when a trial's group is killed."""
+    extra_args: tuple[str, ...] = ()
+    """Arguments appended verbatim to every trial command."""
+    publish: PublishConfig = field(default_factory=PublishConfig)
+    """Git publishing of the results (disabled without a remote)."""
+    cwd: Path | None = None
+    """Working directory of trials; None = the controller's."""
+    poll_interval: float = 0.05
+    """Seconds between polls of running trials."""
+
+    def __post_init__(self) -> None:
+        checks = [(self.trials >= 1, f"trials={self.trials} must be >= 1"),
+                  (self.workers >= 1, f"workers={self.workers} must be >= 1"),
+                  (self.trial_timeout > 0, f"trial_timeout={self.trial_timeout} must be > 0"),
+                  (self.cooldown >= 0, f"cooldown={self.cooldown} must be >= 0"),
+                  (self.eval_episodes >= 1, f"eval_episodes={self.eval_episodes} must be >= 1"),
+                  (self.explore is None or self.explore >= 0,
+                   f"explore={self.explore} must be >= 0")]
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(msg)
+        if not self.objective or not self.objective.replace("_", "").isalnum():
+            raise ValueError(f"objective={self.objective!r} must be a result-file field name "
+                             f"such as {list(OBJECTIVES)}")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where the study stands, sent to the reporter after every trial."""
+
+    completed: int
+    total: int
+    running: int
+    elapsed_sec: float
+    """Wall time of this controller run."""
+    eta_sec: float | None
+    """Estimated remaining wall time (None until a trial finished in this run)."""
+    champion: TrialRecord | None
+
+
+class Reporter(Protocol):
+    """What the controller tells its user interface (the CLI prints; tests collect)."""
+
+    def note(self, message: str) -> None: ...
+    def proposal(self, trial: int, params: dict[str, Any],
+                 candidates: Sequence[Candidate]) -> None: ...
+    def started(self, trial: int, params: dict[str, Any], progress: Progress) -> None: ...
+    def finished(self, record: TrialRecord, progress: Progress) -> None: ...
+
+
+class LogReporter:
+    """Reporter that only logs (the default of library callers)."""
+
+    def __init__(self) -> None:
+        import logging
+        self.log = logging.getLogger("donkeyrl.research")
+
+    def note(self, message: str) -> None:
+        self.log.info("%s", message)
+
+    def proposal(self, trial: int, params: dict[str, Any],
+                 candidates: Sequence[Candidate]) -> None:
+        self.log.info("trial %d proposal %s", trial, params)
+
+    def started(self, trial: int, params: dict[str, Any], progress: Progress) -> None:
+        self.log.info("trial %d started", trial)
+
+    def finished(self, record: TrialRecord, progress: Progress) -> None:
+        self.log.info("trial %d %s objective=%s", record.trial, record.run_status,
+                      record.objective)

@@ -1,0 +1,172 @@
+"""Study directory layout, the human-readable study log, and start-up recovery.
+
+Layout of a study directory::
+
+    results.jsonl            the journal: one record per trial (append-only, the source of truth)
+    study.log                one human-readable line per event (trial ends, proposals, restarts)
+    study.json               the configuration the study was created with (informational)
+    logs/trial-<N>.log       live stdout + stderr of trial N
+    models/trial-<N>/        --save-dir of trial N (model.zip, result.json)
+    models/champion/         model.zip + manifest.json of the champion (see champion.py)
+    running/trial-<N>.json   PID files of running trials (removed once recorded)
+    controller.lock          held while a controller runs (see lock.py)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from donkeyrl.bo import Optimizer, SearchSpaceError
+
+from .journal import Journal
+from .records import TrialRecord, now_iso
+from .result import parse_outcome
+from .runner import read_pid_files, reap_leftover, write_json_atomic
+
+__all__ = ["StudyPaths", "StudyLog", "recover_running", "tell_records", "write_study_json"]
+
+log = logging.getLogger(__name__)
+
+
+class StudyPaths:
+    """Paths inside a study directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.journal = self.root / "results.jsonl"
+        self.study_log = self.root / "study.log"
+        self.study_json = self.root / "study.json"
+        self.logs = self.root / "logs"
+        self.models = self.root / "models"
+        self.running = self.root / "running"
+
+    def trial_dir(self, trial: int) -> Path:
+        return self.models / f"trial-{trial}"
+
+    def result_file(self, trial: int) -> Path:
+        return self.trial_dir(trial) / "result.json"
+
+    def trial_log(self, trial: int) -> Path:
+        return self.logs / f"trial-{trial}.log"
+
+    def create(self) -> None:
+        """Create the directories (raises OSError with the offending path)."""
+        for d in (self.root, self.logs, self.models, self.running):
+            d.mkdir(parents=True, exist_ok=True)
+
+    def rel(self, path: Path | None) -> str | None:
+        """``path`` relative to the study dir when inside it, else absolute."""
+        if path is None:
+            return None
+        path = Path(path).resolve()
+        try:
+            return str(path.relative_to(self.root.resolve()))
+        except ValueError:
+            return str(path)
+
+
+class StudyLog:
+    """Append-only human-readable log (``study.log``), flushed after every line."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def line(self, text: str) -> None:
+        try:
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(f"{now_iso()[:19]} {text}\n")
+                fh.flush()
+        except OSError as exc:  # the journal is what matters; a log failure is only logged
+            log.error("cannot write %s: %s", self.path, exc)
+
+
+def write_study_json(paths: StudyPaths, info: dict[str, Any]) -> list[str]:
+    """Create study.json, or compare with it; returns warnings about changed settings."""
+    if not paths.study_json.exists():
+        write_json_atomic(paths.study_json, {"created_at": now_iso(), **info})
+        return []
+    try:
+        old = json.loads(paths.study_json.read_text())
+    except (OSError, ValueError) as exc:
+        return [f"cannot read {paths.study_json}: {exc}"]
+    return [f"{key} changed since the study was created: was {old.get(key)!r}, now {info[key]!r}"
+            for key in ("objective", "space", "agent") if key in old and old[key] != info[key]]
+
+
+def recover_running(paths: StudyPaths, journal: Journal, known: set[int], *, objective: str,
+                    cwd: Path, grace: float) -> list[TrialRecord]:
+    """Reap trials a crashed controller left running and record each one exactly once.
+
+    A trial already in the journal only loses its PID file. Otherwise, if its result file is
+    complete the real result is recorded (the controller died after the trial finished);
+    if not, an ``interrupted`` record is written. The PID file goes last, so a crash during
+    recovery is itself recovered on the next start.
+    """
+    out = []
+    for info in read_pid_files(paths.running):
+        trial = int(info["trial"])
+        log.warning("previous controller left trial %d: %s", trial, reap_leftover(info, grace))
+        if trial not in known:
+            result_file = Path(info.get("result_file") or paths.result_file(trial))
+            parsed = parse_outcome(result_file, 0, objective=objective, cwd=cwd)
+            if parsed.run_status in ("no_result", "bad_result") and not result_file.exists():
+                rec = TrialRecord(trial, dict(info.get("params") or {}), "interrupted",
+                                  "the controller stopped while the trial ran (found at restart)",
+                                  objective_name=objective, seed=info.get("seed"),
+                                  log_path=paths.rel(Path(info.get("log_file") or "")))
+            else:
+                rec = TrialRecord(
+                    trial, dict(info.get("params") or {}), parsed.run_status,
+                    ("recovered at restart: " + parsed.message).strip(": "),
+                    objective_name=objective, objective=parsed.objective,
+                    mean_reward=parsed.mean_reward, std_reward=parsed.std_reward,
+                    episode_rewards=parsed.episode_rewards, driving_score=parsed.driving_score,
+                    metrics=parsed.metrics, used_params=parsed.used_params, noise=parsed.noise,
+                    reward_hacking=parsed.reward_hacking, model_path=paths.rel(parsed.model_path),
+                    seed=info.get("seed"), log_path=paths.rel(Path(info.get("log_file") or "")))
+            out.append(rec)
+            known.add(trial)
+        Path(info["_path"]).unlink(missing_ok=True)
+    return out
+
+
+def tell_records(opt: Optimizer, records: list[TrialRecord], objective: str,
+                 source: str) -> tuple[int, int]:
+    """Tell the optimizer every record it should learn from; returns (told, skipped).
+
+    ``interrupted`` records tell nothing (the point was never evaluated) and reward-hacking
+    trials are kept out of the surrogate. Failures are told as failures (see donkeyrl.bo).
+    Records whose params do not fit the current space are skipped with a warning.
+    """
+    told = skipped = 0
+    for rec in records:
+        if rec.run_status == "interrupted" or rec.reward_hacking:
+            continue
+        value, status = None, rec.run_status
+        if status == "ok":
+            value = rec.value_of(objective)
+            if value is None:
+                log.warning("%s trial %d has no %r: skipped", source, rec.trial, objective)
+                skipped += 1
+                continue
+        noise = rec.noise if rec.objective_name == objective else None
+        try:
+            opt.tell(rec.params, value, noise=noise, status=status)
+        except (SearchSpaceError, ValueError) as exc:
+            log.warning("%s trial %d does not fit the search space: %s", source, rec.trial, exc)
+            skipped += 1
+            continue
+        told += 1
+    return told, skipped
+
+
+def ensure_writable(root: Path) -> None:
+    """Raise OSError if files cannot be created in ``root`` (checked before any trial runs)."""
+    probe = root / f".write-test-{os.getpid()}"
+    with open(probe, "w") as fh:
+        fh.write("ok")
+    probe.unlink()
