@@ -65,6 +65,33 @@ def test_every_catalogue_track_is_valid_and_drivable(name: str) -> None:
         assert np.hypot(*(track.points[-1] - track.points[0])) < 1.0
 
 
+def _kinematic_follow(track: Track, speed: float = 6.0, dt: float = 0.05) -> tuple[float, int]:
+    """Drive a kinematic bicycle (wheelbase 1.6, steering limit 16 deg) once along the path with
+    pure pursuit; return (max |cte|, number of steps where the steering had to saturate)."""
+    wheelbase, limit = 1.6, np.radians(16.0)
+    x, z, yaw = track.start_pose()
+    hint, worst, saturated = 0, 0.0, 0
+    end = track.length if track.closed else track.s[-1] - 10.0
+    for _ in range(int(end / speed / dt)):
+        p = track.project(x, z, hint)
+        hint, worst = p.index, max(worst, abs(p.lateral))
+        dx, dz = track.point_at(p.s + 3.0) - (x, z)
+        lat = dx * np.cos(yaw) - dz * np.sin(yaw)  # target offset to the right of the car
+        steer = np.arctan(wheelbase * 2 * lat / (dx * dx + dz * dz))
+        saturated += abs(steer) > limit
+        yaw += speed / wheelbase * np.tan(np.clip(steer, -limit, limit)) * dt
+        x, z = x + speed * np.sin(yaw) * dt, z + speed * np.cos(yaw) * dt
+    return worst, saturated
+
+
+@pytest.mark.parametrize("name", [*CATALOGUE, "procedural-0", "procedural-1"])
+def test_a_car_with_the_real_steering_limit_can_follow_every_track(name: str) -> None:
+    track = get_track(name)
+    worst, saturated = _kinematic_follow(track)
+    assert saturated == 0
+    assert worst < 0.5 < track.lat_right.min()
+
+
 def test_some_tracks_vary_in_width_and_both_turn_directions_appear() -> None:
     varying = [n for n in CATALOGUE if np.ptp(get_track(n).lat_right - get_track(n).lat_left) > 0.5]
     assert len(varying) >= 2
