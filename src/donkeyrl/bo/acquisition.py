@@ -99,39 +99,43 @@ def maximize(
     X = _initial(space, rng, n_candidates)
     if extra_starts is not None and len(extra_starts):
         X = np.vstack([X, space.snap(extra_starts)])
-    pool: dict[bytes, int] = {}
-    rows: list[np.ndarray] = []
-    scores: list[float] = []
+    blocks: list[np.ndarray] = []  # scored candidate rows, in blocks
+    scores: list[np.ndarray] = []
 
     def add(Xn: np.ndarray) -> np.ndarray:
-        """Score the new, non-excluded points; return each input row's pool index (-1: excluded)."""
-        where, fresh = np.full(len(Xn), -1), []
-        for i, (x, k) in enumerate(zip(Xn, point_keys(Xn))):
-            if k in exclude:
-                continue
-            if k not in pool:
-                pool[k] = len(rows)
-                rows.append(x)
-                fresh.append(x)
-            where[i] = pool[k]
-        if fresh:
-            scores.extend(np.asarray(score(np.asarray(fresh)), dtype=float))
+        """Score the rows of ``Xn`` that are not excluded; return their global indices."""
+        keep = np.array([k not in exclude for k in point_keys(Xn)], dtype=bool) if exclude \
+            else np.ones(len(Xn), dtype=bool)
+        offset = sum(len(b) for b in blocks)
+        where = np.full(len(Xn), -1)
+        where[keep] = offset + np.arange(int(keep.sum()))
+        if keep.any():
+            blocks.append(Xn[keep])
+            scores.append(np.asarray(score(Xn[keep]), dtype=float))
         return where
 
     if np.all(add(X) < 0):
         return np.zeros((0, space.dim)), np.zeros(0)
     exhaustive = math.isfinite(space.size) and space.size <= EXHAUSTIVE_MAX
     if not exhaustive and n_local > 0:
-        best = [int(i) for i in np.argsort(scores)[::-1][:n_local]]
+        S = np.concatenate(scores)
+        best = [int(i) for i in np.argsort(S)[::-1][:n_local]]
+        best_x, best_s = [blocks[0][i] for i in best], [S[i] for i in best]
         for step in LOCAL_STEPS:  # hill climb: each start moves to its best neighbour
-            props = np.vstack([_perturb(space, rows[b], step, n_perturb, rng) for b in best])
-            where = add(props).reshape(len(best), n_perturb)
-            for j, b in enumerate(best):
-                cand = where[j][where[j] >= 0]
-                if len(cand):
-                    i = int(cand[np.argmax(np.asarray(scores)[cand])])
-                    if scores[i] > scores[b]:
-                        best[j] = i
-    S = np.asarray(scores)
-    order = np.argsort(S)[::-1]
-    return np.asarray(rows)[order], S[order]
+            props = np.vstack([_perturb(space, x0, step, n_perturb, rng) for x0 in best_x])
+            where = add(props).reshape(len(best_x), n_perturb)
+            if not np.any(where >= 0):
+                continue
+            s_new = np.full(where.shape, -np.inf)
+            s_new[where >= 0] = scores[-1]
+            props = props.reshape(len(best_x), n_perturb, -1)
+            for j in range(len(best_x)):
+                i = int(np.argmax(s_new[j]))
+                if s_new[j, i] > best_s[j]:
+                    best_x[j], best_s[j] = props[j, i], s_new[j, i]
+    X_all, S = np.vstack(blocks), np.concatenate(scores)
+    # Unique points, best first (duplicates from the local search are harmless but dropped).
+    order = np.argsort(S, kind="stable")[::-1]
+    _, first = np.unique(np.round(X_all[order], 9), axis=0, return_index=True)
+    order = order[np.sort(first)]
+    return X_all[order], S[order]

@@ -117,6 +117,8 @@ class Optimizer:
         n_candidates: quasi-random candidates per proposal, before local refinement (scaled
             down beyond 150 observations, see ``_n_candidates``).
         refit_iters: L-BFGS-B iteration cap of warm hyperparameter refits.
+        restart_every: also optimise the hyperparameters from the prior (cold) on every
+            ``restart_every``-th fit while there are at most 100 observations.
     """
 
     def __init__(
@@ -129,6 +131,7 @@ class Optimizer:
         warp_outputs: bool = True,
         n_candidates: int = 1024,
         refit_iters: int = 10,
+        restart_every: int = 5,
     ) -> None:
         self.space = space if isinstance(space, SearchSpace) else SearchSpace.from_dict(space)
         if kappa is not None and not (math.isfinite(kappa) and kappa >= 0):
@@ -140,6 +143,7 @@ class Optimizer:
         self.warp_outputs = warp_outputs
         self.n_candidates = n_candidates
         self.refit_iters = refit_iters
+        self.restart_every = restart_every
         self.rng = np.random.default_rng(seed)
         self.last_candidates: list[Candidate] = []
         """Top 5 candidates of the last model-based proposal (empty in the random phase)."""
@@ -147,6 +151,7 @@ class Optimizer:
         self._theta: np.ndarray | None = None
         self._model: _Model | None = None
         self._dirty = True
+        self._n_fits = 0
 
     # --- observations -----------------------------------------------------------------------
     @property
@@ -205,9 +210,12 @@ class Optimizer:
         known = np.array([t.noise if (t.ok and t.noise is not None) else 0.0 for t in trials])
         extra = tf.noise_forward(y_raw, known)
         cold = self._theta is None or len(self._theta) != self.space.dim + 2
+        restart = self._n_fits % self.restart_every == 0
         self._theta = gp.fit_theta(X, z, self.space.is_categorical, extra,
                                    theta0=None if cold else self._theta,
-                                   maxiter=100 if cold else self.refit_iters)
+                                   maxiter=100 if cold else self.refit_iters,
+                                   full_restart_max_n=100 if restart else 0)
+        self._n_fits += 1
         state = gp.condition(X, z, self._theta, self.space.is_categorical, extra)
         self._model = _Model(state, tf, np.arange(len(trials)) < len(ok))
         log.debug("GP fit on %d points: theta=%s", len(trials), np.round(self._theta, 3))
