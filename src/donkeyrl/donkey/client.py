@@ -261,12 +261,16 @@ class SimClient:
         return where
 
     def configure(self, cam: P.CamConfig | None = None, car: P.CarConfig | None = None) -> None:
-        """Brake, then send car and camera config, ``config_delay`` apart like the reference."""
-        self.send(P.Control(0.0, 0.0, 1.0))
+        """Send car and camera config, ``config_delay`` apart like the reference client.
+
+        No control is sent here: a caller that steps the simulator must pair every control with
+        its telemetry (in the server's fast mode one control = one telemetry), or it would read
+        the previous control's answer forever after.
+        """
         for msg in (car, cam):
             if msg is not None:
-                time.sleep(self.config.config_delay)
                 self.send(msg)
+                time.sleep(self.config.config_delay)
 
     def read_nodes(self, total: int, window: int = 64) -> list[P.NodePosition]:
         """All ``total`` centre-line nodes via ``node_position`` (``window`` requests in flight)."""

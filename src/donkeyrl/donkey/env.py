@@ -13,8 +13,8 @@ Observation Space:
 Rewards:
     The DonkeyCar default (:func:`donkeyrl.envs.common.donkey_reward`), forward_vel in telemetry units.
 Starting State:
-    Brake, ``reset_car``, then brake again until two successive telemetry frames agree on a
-    settled car with a sane cte, so that no pre-reset (stale) cte leaks into the new episode.
+    ``reset_car`` (the simulator zeroes the controls and brakes), then brake until two successive
+    telemetry frames agree on a settled car with a sane cte, so that no pre-reset (stale) cte leaks into the new episode.
 Episode End:
     terminated when |cte| > max_cte (values above 2 x max_cte in the first steps after a reset are
     ignored as start glitches, like gym-donkeycar) or on a hit; truncated at the step limit or by
@@ -40,7 +40,7 @@ import numpy as np
 from donkeyrl.donkey import protocol as P
 from donkeyrl.donkey.client import ClientConfig, SimClient, SimTimeout
 from donkeyrl.donkey.launcher import SimLauncher
-from donkeyrl.envs.common import ProgressWatchdog, donkey_reward
+from donkeyrl.envs.common import ProgressWatchdog, auto_max_steps, donkey_reward
 from donkeyrl.sim.camera import CameraConfig
 from donkeyrl.sim.track import Track, TrackError
 
@@ -99,7 +99,7 @@ class DonkeySimEnv(gym.Env):
                  max_steps: int | None = None, seed: int | None = None,
                  render_mode: str | None = None, client_config: ClientConfig = ClientConfig(),
                  step_timeout: float = 10.0, settle_steps: int = 2, read_path: bool = True,
-                 stuck_seconds: float = 10.0, reload_scene: bool = False,
+                 stuck_steps: int = 100, stuck_progress: float = 1.0, reload_scene: bool = False,
                  launcher: SimLauncher | None = None) -> None:
         """
         Args:
@@ -109,14 +109,15 @@ class DonkeySimEnv(gym.Env):
             camera: wanted observation format (default 120x160x3).
             max_cte: |cte| (simulator units) that ends the episode.
             steer_limit, throttle_min, throttle_max: action bounds.
-            max_steps: step limit (None: 4 laps' worth at 1 unit/s... see :func:`auto_max_steps`).
+            max_steps: step limit (None: from the path length, :func:`donkeyrl.envs.common.auto_max_steps`).
             seed: seeds the scene sampling (the simulator itself cannot be seeded).
             render_mode: None or "rgb_array" (the last camera image).
             client_config: connection and handshake timeouts.
             step_timeout: seconds to wait for the telemetry answering a control.
             settle_steps: least brake/telemetry exchanges after ``reset_car``.
             read_path: read the centre line with ``node_position`` (for progress and metrics).
-            stuck_seconds: the watchdog truncates after this long without 1 unit of progress.
+            stuck_steps, stuck_progress: the watchdog truncates when progress grew by less than
+                ``stuck_progress`` units over ``stuck_steps`` steps (as the embedded env).
             reload_scene: if the simulator is already in a scene, exit and load ``track`` anyway.
             launcher: a started simulator process this env owns (stopped by :meth:`close`).
         """
@@ -141,8 +142,7 @@ class DonkeySimEnv(gym.Env):
         self.observation_space = gym.spaces.Box(0, 255, self.camera.shape, np.uint8)
         self.action_space = gym.spaces.Box(np.array([-steer_limit, throttle_min], np.float32),
                                            np.array([steer_limit, throttle_max], np.float32))
-        self.watchdog = ProgressWatchdog(window_steps=max(1, int(stuck_seconds / PERIOD)),
-                                         min_progress=1.0)
+        self.watchdog = ProgressWatchdog(window_steps=stuck_steps, min_progress=stuck_progress)
         self.launcher = launcher
         self._np_random, _ = gym.utils.seeding.np_random(seed)
         self.client = SimClient(host, port, client_config)
@@ -172,7 +172,8 @@ class DonkeySimEnv(gym.Env):
             self.track = path_from_nodes(scene, nodes)
         if self.track is None:
             log.warning("no centre line for scene %r: progress falls back to integrated speed", scene)
-        self.max_steps = self.max_steps_arg or auto_max_steps(self.track)
+        self.max_steps = self.max_steps_arg or (
+            auto_max_steps(self.track.length) if self.track is not None else 2000)
 
     def _cam_config(self) -> P.CamConfig:
         """``cam_config`` asking for the full (uncropped) frame the observation is cut from."""
@@ -192,7 +193,8 @@ class DonkeySimEnv(gym.Env):
             scene = self.scenes[int(self.np_random.integers(len(self.scenes)))]
             if scene != self.scene:
                 self._enter_scene(scene)
-        self.client.send(P.Control(0.0, 0.0, 1.0))
+        # reset_car zeroes the controls and brakes; the settle exchanges keep braking. No control
+        # is sent without waiting for its telemetry (fast mode: one control = one telemetry).
         self.client.send(P.ResetCar())
         tel = self._settle()
         self.client.pop_events(P.StartingLine)
@@ -350,13 +352,6 @@ def fit_image(img: np.ndarray, camera: CameraConfig) -> np.ndarray:
     elif not camera.grey and img.shape[2] == 1:
         img = np.repeat(img, 3, axis=2)
     return np.ascontiguousarray(img, dtype=np.uint8)
-
-
-def auto_max_steps(track: Track | None) -> int:
-    """Default step limit: the time for 3 laps at 2 units/s... at least 1000 steps."""
-    if track is None:
-        return 2000
-    return max(1000, int(3 * track.length / (2.0 * PERIOD) / 10))
 
 
 def make_donkey_env(track: str | Sequence[str] = "generated_track", *, host: str = "127.0.0.1",

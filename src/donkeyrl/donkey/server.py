@@ -103,8 +103,6 @@ class Session:
         self.scene_time = 0.0
         self.nodes = np.zeros((0, 2))
         self.stride = 1
-        self._laps = 0
-        self._start_armed = True
 
     # ------------------------------------------------------------------ io
     def send(self, msg: P.Message) -> None:
@@ -192,8 +190,6 @@ class Session:
 
     def _after_reset(self) -> None:
         self.controls = (0.0, 0.0, 1.0)  # the simulator zeroes the controls and brakes
-        self._laps = 0
-        self._start_armed = True
 
     def step(self) -> None:
         """Advance one control period and send telemetry (plus a start-line crossing if any)."""
@@ -202,13 +198,7 @@ class Session:
         self.sim.step(np.array([steer]), np.array([throttle]), np.array([brake]))
         self.scene_time += PERIOD
         t = self.sim.telemetry(0)
-        # The Unity car starts just behind its start line and crosses it when it first moves;
-        # later crossings are laps.
-        if self._start_armed and t.progress > 0.0:
-            self._start_armed = False
-            self.send(P.StartingLine(0, round(self.scene_time, 4)))
-        if t.lap_count > self._laps:
-            self._laps = t.lap_count
+        if t.crossed_start:  # the car spawns behind the line: the first crossing starts the clock
             self.send(P.StartingLine(0, round(self.scene_time, 4)))
         self.send(self.telemetry_message(t))
 
@@ -224,7 +214,7 @@ class Session:
             pitch=0.0, yaw=math.degrees(t.yaw) % 360.0, roll=0.0,
             activeNode=int(t.path_index) // self.stride, totalNodes=len(self.nodes),
             cte=float(t.cte), pos_x=t.x / UNIT, pos_y=0.0, pos_z=t.z / UNIT,
-            vel_x=t.vel_x / UNIT, vel_y=0.0, vel_z=t.vel_z / UNIT)
+            vel_x=t.vel_x / UNIT, vel_y=0.0, vel_z=t.vel_z / UNIT, extended=True)
 
     # ------------------------------------------------------------------ handlers
     def on_get_scene_names(self, _msg: P.Message) -> None:

@@ -1,0 +1,47 @@
+"""Fixtures: the protocol server over loopback (ephemeral ports) and a path-following driver."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from donkeyrl.donkey.client import ClientConfig
+from donkeyrl.donkey.env import DonkeySimEnv
+from donkeyrl.donkey.server import DonkeySimServer, ServerConfig
+
+FAST_CLIENT = ClientConfig(connect_timeout=10, load_timeout=60, io_timeout=20, config_delay=0.0)
+
+
+@pytest.fixture
+def fast_server():
+    with DonkeySimServer(ServerConfig(port=0, fast=True, seed=0)) as srv:
+        yield srv
+
+
+def make_env(server: DonkeySimServer, track: str = "generated_track", **kwargs) -> DonkeySimEnv:
+    kwargs.setdefault("client_config", FAST_CLIENT)
+    return DonkeySimEnv(track, host=server.host, port=server.port, **kwargs)
+
+
+def pursuit(env: DonkeySimEnv, info: dict, lookahead: float = 6.0) -> np.ndarray:
+    """Pure pursuit on the centre line the env read with node_position (telemetry only)."""
+    track = env.track
+    x, _, z = (v * 8.0 for v in info["pos"])
+    proj = track.project(x, z)
+    tx, tz = track.point_at(proj.s + lookahead)
+    yaw = math.radians(info["car"][2])
+    dx, dz = tx - x, tz - z
+    # angle of the target to the right of the heading (forward = (sin, cos), right = (cos, -sin))
+    right = dx * math.cos(yaw) - dz * math.sin(yaw)
+    ahead = dx * math.sin(yaw) + dz * math.cos(yaw)
+    steer = math.atan2(2 * 1.6 * right, ahead * ahead + right * right) / math.radians(16)
+    return np.array([np.clip(steer, -1, 1), 0.45], dtype=np.float32)
+
+
+def session_of(server: DonkeySimServer):
+    """The server-side session of the (single) live connection, to compare with the truth."""
+    live = [s for t, s in server._sessions.items() if t.is_alive() and s.sim is not None]
+    assert len(live) == 1
+    return live[0]
