@@ -245,7 +245,10 @@ class Optimizer:
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n!r}")
         d = self.space.dim
-        Xp = self.space.snap(np.array([self.space.encode(p) for p in pending]).reshape(-1, d))
+        Xp = self.space.snap(np.array([self.space.encode(p) for p in pending],
+                                      dtype=float).reshape(len(pending), d))
+        if d == 0:  # every parameter fixed: there is only one point
+            return [self.space.decode(np.zeros(0)) for _ in range(n)]
         exclude = self._exclude(Xp) if len(self._trials) or len(Xp) else set()
         model = self._fit()
         out: list[dict[str, Any]] = []
