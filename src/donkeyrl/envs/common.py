@@ -86,3 +86,25 @@ def auto_max_steps(track_length: float, control_dt: float = 0.05) -> int:
 def yaw_degrees(yaw_rad: float) -> float:
     """Unity-style euler yaw in degrees, 0..360."""
     return math.degrees(yaw_rad) % 360.0
+
+
+def classify_step(cte: float, hit: str, stuck: bool, end_of_road: bool, lap_count: int, steps: int,
+                  max_steps: int, limits: EpisodeLimits) -> tuple[str | None, str | None]:
+    """(terminated_reason, truncated_reason) of a step; at most one is not None.
+
+    Terminations are failures (``hit``, ``cte``); truncations are limits (``stuck``,
+    ``end_of_road``, ``max_laps``, ``step_limit``), checked in that order.
+    """
+    if hit != "none":
+        return "hit", None
+    if abs(cte) > limits.max_cte:
+        return "cte", None
+    if stuck:
+        return None, "stuck"
+    if end_of_road:
+        return None, "end_of_road"
+    if limits.max_laps is not None and lap_count >= limits.max_laps:
+        return None, "max_laps"
+    if steps >= max_steps:
+        return None, "step_limit"
+    return None, None

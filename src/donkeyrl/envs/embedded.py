@@ -11,7 +11,7 @@ import numpy as np
 from gymnasium import spaces
 
 from donkeyrl.envs.common import (TELEMETRY_SCALE, EpisodeLimits, ProgressWatchdog, auto_max_steps,
-                                  donkey_reward, yaw_degrees)
+                                  classify_step, donkey_reward, yaw_degrees)
 from donkeyrl.sim.camera import Appearance, CameraConfig
 from donkeyrl.sim.simulator import SimConfig, Simulator, Telemetry
 from donkeyrl.sim.track import Track
@@ -121,7 +121,7 @@ class DonkeyEnv(gym.Env):
         self._max_steps = self.limits.max_steps or auto_max_steps(track.length, self.sim.config.control_dt)
         self.watchdog.reset(0.0)
         self.sim.render(0, out=self._obs)
-        return self._obs.copy(), self._info(self.sim.telemetry(0))
+        return self._obs.copy(), telemetry_info(self.sim.telemetry(0), self.sim.track)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         a = np.asarray(action, dtype=np.float64)
@@ -133,22 +133,15 @@ class DonkeyEnv(gym.Env):
         self.sim.step(a[0], a[1])
         self._steps += 1
         tel = self.sim.telemetry(0)
-        terminated_reason = "hit" if tel.hit != "none" else ("cte" if abs(tel.cte) > self.limits.max_cte else None)
+        stuck = self.watchdog.update(tel.progress)
+        terminated_reason, truncated_reason = classify_step(
+            tel.cte, tel.hit, stuck, self.sim.at_end_of_road(0), tel.lap_count, self._steps,
+            self._max_steps, self.limits)
         terminated = terminated_reason is not None
-        truncated_reason = None
-        if not terminated:
-            if self.watchdog.update(tel.progress):
-                truncated_reason = "stuck"
-            elif self.sim.at_end_of_road(0):
-                truncated_reason = "end_of_road"
-            elif self.limits.max_laps is not None and tel.lap_count >= self.limits.max_laps:
-                truncated_reason = "max_laps"
-            elif self._steps >= self._max_steps:
-                truncated_reason = "step_limit"
         reward = donkey_reward(tel.cte, tel.forward_vel / TELEMETRY_SCALE, tel.hit, terminated,
                                self.limits.max_cte)
         self.sim.render(0, out=self._obs)
-        info = self._info(tel)
+        info = telemetry_info(tel, self.sim.track)
         if terminated_reason:
             info["terminated_reason"] = terminated_reason
         if truncated_reason:
@@ -175,16 +168,17 @@ class DonkeyEnv(gym.Env):
             return self.tracks[0]
         return self.tracks[int(self.np_random.integers(len(self.tracks)))]
 
-    def _info(self, tel: Telemetry) -> dict[str, Any]:
-        """The gym-donkeycar info keys (telemetry units) plus the exact track quantities."""
-        s = TELEMETRY_SCALE
-        return {
-            "pos": (tel.x / s, 0.0, tel.z / s), "cte": tel.cte, "speed": tel.speed / s,
-            "forward_vel": tel.forward_vel / s, "hit": tel.hit, "lap_count": tel.lap_count,
-            "last_lap_time": tel.last_lap_time, "gyro": (0.0, tel.yaw_rate, 0.0),
-            "accel": (tel.accel_x / s, 0.0, tel.accel_z / s), "vel": (tel.vel_x / s, 0.0, tel.vel_z / s),
-            "car": (0.0, 0.0, yaw_degrees(tel.yaw)), "progress": tel.progress,
-            "track_length": self.sim.track.length, "off_track": tel.off_track,
-            "lap_times": list(tel.lap_times), "track": self.sim.track.name, "time": tel.time,
-            "steering": tel.steering, "throttle": tel.throttle, "heading_error": tel.heading_error,
-        }
+
+def telemetry_info(tel: Telemetry, track: Track) -> dict[str, Any]:
+    """The gym-donkeycar info keys (telemetry units) plus the exact track quantities."""
+    s = TELEMETRY_SCALE
+    return {
+        "pos": (tel.x / s, 0.0, tel.z / s), "cte": tel.cte, "speed": tel.speed / s,
+        "forward_vel": tel.forward_vel / s, "hit": tel.hit, "lap_count": tel.lap_count,
+        "last_lap_time": tel.last_lap_time, "gyro": (0.0, tel.yaw_rate, 0.0),
+        "accel": (tel.accel_x / s, 0.0, tel.accel_z / s), "vel": (tel.vel_x / s, 0.0, tel.vel_z / s),
+        "car": (0.0, 0.0, yaw_degrees(tel.yaw)), "progress": tel.progress,
+        "track_length": track.length, "off_track": tel.off_track,
+        "lap_times": list(tel.lap_times), "track": track.name, "time": tel.time,
+        "steering": tel.steering, "throttle": tel.throttle, "heading_error": tel.heading_error,
+    }
