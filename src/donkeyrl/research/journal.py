@@ -64,7 +64,7 @@ class Journal:
 
     def append(self, record: TrialRecord) -> None:
         """Durably append one record (flush + fsync); raises JournalWriteError on failure."""
-        line = (json.dumps(record.to_json(), sort_keys=False, allow_nan=False) + "\n").encode()
+        line = (json.dumps(record.to_json(), allow_nan=False, default=str) + "\n").encode()
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         except OSError as exc:

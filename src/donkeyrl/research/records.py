@@ -59,6 +59,17 @@ def now_iso() -> str:
     return _dt.datetime.now().isoformat()
 
 
+def _finite(obj: Any) -> Any:
+    """``obj`` with every non-finite float (at any depth) replaced by None (strict JSON)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def _opt_float(value: Any) -> float | None:
     """A finite float, NaN for non-finite numbers, None for anything else."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -99,13 +110,10 @@ class TrialRecord:
                 and math.isfinite(self.objective) and not self.reward_hacking)
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON object written to the journal; NaN/inf objectives are written as null."""
+        """The JSON object written to the journal; NaN/inf anywhere are written as null."""
         out = dataclasses.asdict(self)
-        for key in ("objective", "mean_reward", "std_reward", "driving_score", "noise"):
-            v = out[key]
-            if v is not None and not math.isfinite(v):
-                out[key] = None
-        return out
+        out = {"trial": out.pop("trial"), "timestamp": out.pop("timestamp"), **out}
+        return _finite(out)
 
     @classmethod
     def from_json(cls, obj: Any) -> "TrialRecord":
