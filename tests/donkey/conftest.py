@@ -10,6 +10,7 @@ import pytest
 from donkeyrl.donkey.client import ClientConfig
 from donkeyrl.donkey.env import DonkeySimEnv
 from donkeyrl.donkey.server import DonkeySimServer, ServerConfig
+from donkeyrl.envs.common import EpisodeLimits
 
 FAST_CLIENT = ClientConfig(connect_timeout=10, load_timeout=60, io_timeout=20, config_delay=0.0)
 
@@ -22,6 +23,8 @@ def fast_server():
 
 def make_env(server: DonkeySimServer, track: str = "generated_track", **kwargs) -> DonkeySimEnv:
     kwargs.setdefault("client_config", FAST_CLIENT)
+    kwargs["limits"] = EpisodeLimits(max_cte=kwargs.pop("max_cte", 8.0),
+                                     max_steps=kwargs.pop("max_steps", None))
     return DonkeySimEnv(track, host=server.host, port=server.port, **kwargs)
 
 

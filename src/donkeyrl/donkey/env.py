@@ -16,9 +16,10 @@ Starting State:
     ``reset_car`` (the simulator zeroes the controls and brakes), then brake until two successive
     telemetry frames agree on a settled car with a sane cte, so that no pre-reset (stale) cte leaks into the new episode.
 Episode End:
-    terminated when |cte| > max_cte (values above 2 x max_cte in the first steps after a reset are
-    ignored as start glitches, like gym-donkeycar) or on a hit; truncated at the step limit or by
-    the no-progress watchdog.
+    As the embedded env (:func:`donkeyrl.envs.common.classify_step`): terminated when
+    |cte| > max_cte or on a hit (a cte above 2 x max_cte in the first steps after a reset is ignored
+    as a start glitch, like gym-donkeycar); truncated by the no-progress watchdog, at the end of an
+    open road, after ``max_laps`` laps or at the step limit.
 Arguments:
     See :class:`DonkeySimEnv` and :func:`make_donkey_env`.
 
@@ -40,7 +41,8 @@ import numpy as np
 from donkeyrl.donkey import protocol as P
 from donkeyrl.donkey.client import ClientConfig, SimClient, SimTimeout
 from donkeyrl.donkey.launcher import SimLauncher
-from donkeyrl.envs.common import ProgressWatchdog, auto_max_steps, donkey_reward
+from donkeyrl.envs.common import (EpisodeLimits, ProgressWatchdog, auto_max_steps, classify_step,
+                                  donkey_reward)
 from donkeyrl.sim.camera import CameraConfig
 from donkeyrl.sim.track import Track, TrackError
 
@@ -94,12 +96,12 @@ class DonkeySimEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
 
     def __init__(self, track: str | Sequence[str] = "generated_track", *, host: str = "127.0.0.1",
-                 port: int = 9091, camera: CameraConfig | None = None, max_cte: float = 8.0,
+                 port: int = 9091, camera: CameraConfig | None = None,
+                 limits: EpisodeLimits | None = None,
                  steer_limit: float = 1.0, throttle_min: float = 0.0, throttle_max: float = 1.0,
-                 max_steps: int | None = None, seed: int | None = None,
-                 render_mode: str | None = None, client_config: ClientConfig = ClientConfig(),
+                 seed: int | None = None, render_mode: str | None = None, client_config: ClientConfig = ClientConfig(),
                  step_timeout: float = 10.0, settle_steps: int = 2, read_path: bool = True,
-                 stuck_steps: int = 100, stuck_progress: float = 1.0, reload_scene: bool = False,
+                 reload_scene: bool = False,
                  launcher: SimLauncher | None = None) -> None:
         """
         Args:
@@ -107,25 +109,24 @@ class DonkeySimEnv(gym.Env):
                 one sampled per episode (switching scenes reloads them in the simulator).
             host, port: where the simulator listens.
             camera: wanted observation format (default 120x160x3).
-            max_cte: |cte| (simulator units) that ends the episode.
+            limits: max_cte, max_steps (None: from the path length), watchdog and max_laps,
+                shared with the embedded env.
             steer_limit, throttle_min, throttle_max: action bounds.
-            max_steps: step limit (None: from the path length, :func:`donkeyrl.envs.common.auto_max_steps`).
             seed: seeds the scene sampling (the simulator itself cannot be seeded).
             render_mode: None or "rgb_array" (the last camera image).
             client_config: connection and handshake timeouts.
             step_timeout: seconds to wait for the telemetry answering a control.
             settle_steps: least brake/telemetry exchanges after ``reset_car``.
             read_path: read the centre line with ``node_position`` (for progress and metrics).
-            stuck_steps, stuck_progress: the watchdog truncates when progress grew by less than
-                ``stuck_progress`` units over ``stuck_steps`` steps (as the embedded env).
             reload_scene: if the simulator is already in a scene, exit and load ``track`` anyway.
             launcher: a started simulator process this env owns (stopped by :meth:`close`).
         """
         names = [track] if isinstance(track, str) else list(track)
         if not names:
             raise ValueError("track must name at least one scene")
-        if not max_cte > 0:
-            raise ValueError(f"max_cte must be > 0, got {max_cte!r}")
+        limits = limits if limits is not None else EpisodeLimits()
+        if not limits.max_cte > 0:
+            raise ValueError(f"max_cte must be > 0, got {limits.max_cte!r}")
         if not (steer_limit > 0 and throttle_min < throttle_max):
             raise ValueError(f"bad action bounds: steer_limit={steer_limit!r}, "
                              f"throttle=[{throttle_min!r}, {throttle_max!r}]")
@@ -135,14 +136,14 @@ class DonkeySimEnv(gym.Env):
             raise ValueError(f"settle_steps must be >= 1, got {settle_steps!r}")
         self.scenes = [scene_name(n) for n in names]
         self.camera = camera if camera is not None else CameraConfig()
-        self.max_cte, self.max_steps_arg = float(max_cte), max_steps
+        self.limits, self.max_cte = limits, float(limits.max_cte)
         self.step_timeout, self.settle_steps = step_timeout, settle_steps
         self.read_path, self.reload_scene = read_path, reload_scene
         self.render_mode = render_mode
         self.observation_space = gym.spaces.Box(0, 255, self.camera.shape, np.uint8)
         self.action_space = gym.spaces.Box(np.array([-steer_limit, throttle_min], np.float32),
                                            np.array([steer_limit, throttle_max], np.float32))
-        self.watchdog = ProgressWatchdog(window_steps=stuck_steps, min_progress=stuck_progress)
+        self.watchdog = ProgressWatchdog(limits.stuck_steps, limits.stuck_progress)
         self.launcher = launcher
         self._np_random, _ = gym.utils.seeding.np_random(seed)
         self.client = SimClient(host, port, client_config)
@@ -172,7 +173,7 @@ class DonkeySimEnv(gym.Env):
             self.track = path_from_nodes(scene, nodes)
         if self.track is None:
             log.warning("no centre line for scene %r: progress falls back to integrated speed", scene)
-        self.max_steps = self.max_steps_arg or (
+        self.max_steps = self.limits.max_steps or (
             auto_max_steps(self.track.length) if self.track is not None else 2000)
 
     def _cam_config(self) -> P.CamConfig:
@@ -233,8 +234,12 @@ class DonkeySimEnv(gym.Env):
             raise SimTimeout(f"{exc} after a control (step_timeout={self.step_timeout:g})") from None
 
     def step(self, action):
-        act = np.clip(np.asarray(action, dtype=np.float32).reshape(2), self.action_space.low,
-                      self.action_space.high)
+        a = np.asarray(action, dtype=np.float64)
+        if a.shape != (2,):
+            raise ValueError(f"action must have shape (2,) = (steering, throttle), got shape {a.shape}: {action!r}")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"action must be finite, got {a.tolist()}")
+        act = np.clip(a, self.action_space.low, self.action_space.high)
         _, tel = self._exchange(P.Control(float(act[0]), float(act[1]), 0.0))
         ep = self._ep
         ep["steps"] += 1
@@ -243,20 +248,16 @@ class DonkeySimEnv(gym.Env):
         cte = float(tel.cte)
         forward_vel = float(tel.vel_z if tel.extended else tel.speed)
         glitch = ep["steps"] <= GLITCH_STEPS and abs(cte) > 2 * self.max_cte
-        terminated_reason = None
-        if tel.hit != "none":
-            terminated_reason = "hit"
-        elif abs(cte) > self.max_cte and not glitch:
-            terminated_reason = "cte"
-        terminated = terminated_reason is not None
-        reward = donkey_reward(0.0 if glitch else cte, forward_vel, tel.hit, terminated, self.max_cte)
-        truncated_reason = None
+        if glitch:
+            log.info("ignoring cte %.1f right after a reset (start glitch)", cte)
+            cte = 0.0
         stuck = self.watchdog.update(ep["progress"])
-        if not terminated:
-            if ep["steps"] >= self.max_steps:
-                truncated_reason = "step_limit"
-            elif stuck:
-                truncated_reason = "stuck"
+        end_of_road = (self.track is not None and not self.track.closed
+                       and ep["s"] >= self.track.s[-1] - 1.0)
+        terminated_reason, truncated_reason = classify_step(
+            cte, tel.hit, stuck, end_of_road, ep["lap_count"], ep["steps"], self.max_steps, self.limits)
+        terminated = terminated_reason is not None
+        reward = donkey_reward(cte, forward_vel, tel.hit, terminated, self.max_cte)
         info = self._info(tel)
         if terminated_reason:
             info["terminated_reason"] = terminated_reason
@@ -351,23 +352,28 @@ def fit_image(img: np.ndarray, camera: CameraConfig) -> np.ndarray:
         img = np.asarray(Image.fromarray(img).convert("L"))[:, :, None]
     elif not camera.grey and img.shape[2] == 1:
         img = np.repeat(img, 3, axis=2)
-    return np.ascontiguousarray(img, dtype=np.uint8)
+    out = np.ascontiguousarray(img, dtype=np.uint8)
+    return out if out.flags.writeable else out.copy()  # PIL arrays are read-only; torch warns
 
 
 def make_donkey_env(track: str | Sequence[str] = "generated_track", *, host: str = "127.0.0.1",
                     port: int = 9091, sim_path: str | None = None, camera: CameraConfig | None = None,
-                    max_cte: float = 8.0, steer_limit: float = 1.0, throttle_min: float = 0.0,
-                    throttle_max: float = 1.0, domain_randomization: bool = False,
-                    max_steps: int | None = None, seed: int | None = None,
+                    limits: EpisodeLimits | None = None, max_cte: float = 8.0,
+                    max_steps: int | None = None, steer_limit: float = 1.0,
+                    throttle_min: float = 0.0, throttle_max: float = 1.0,
+                    domain_randomization: bool = False, seed: int | None = None,
                     render_mode: str | None = None, **kwargs: Any) -> DonkeySimEnv:
     """The ``sim="donkey"`` branch of :func:`donkeyrl.envs.make_env`.
 
-    With ``sim_path`` the simulator executable is started first (own process group, a free port
-    if ``port`` is taken or 0) and stopped by ``env.close()``. ``kwargs`` go to
-    :class:`DonkeySimEnv` (client_config, step_timeout, settle_steps, ...).
+    ``limits`` wins over ``max_cte``/``max_steps`` (kept for callers without an EpisodeLimits).
+    With ``sim_path`` the simulator executable is started first (own process group; ``port``, or
+    a free port when it is 0 or already taken) and stopped by ``env.close()``. ``kwargs`` go to
+    :class:`DonkeySimEnv` (client_config, step_timeout, settle_steps, read_path, reload_scene).
     """
     if domain_randomization:
         log.warning("domain_randomization is not available on the DonkeyCar simulator; ignored")
+    if limits is None:
+        limits = EpisodeLimits(max_cte=max_cte, max_steps=max_steps)
     launcher = None
     if sim_path is not None:
         from donkeyrl.donkey.launcher import port_accepts
@@ -376,10 +382,10 @@ def make_donkey_env(track: str | Sequence[str] = "generated_track", *, host: str
         launcher = SimLauncher(sim_path, port=use_port, host=host).start()
         host, port = launcher.host, launcher.port
     try:
-        return DonkeySimEnv(track, host=host, port=port, camera=camera, max_cte=max_cte,
+        return DonkeySimEnv(track, host=host, port=port, camera=camera, limits=limits,
                             steer_limit=steer_limit, throttle_min=throttle_min,
-                            throttle_max=throttle_max, max_steps=max_steps, seed=seed,
-                            render_mode=render_mode, launcher=launcher, **kwargs)
+                            throttle_max=throttle_max, seed=seed, render_mode=render_mode,
+                            launcher=launcher, **kwargs)
     except BaseException:
         if launcher is not None:
             launcher.stop()
