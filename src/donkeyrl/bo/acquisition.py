@@ -62,15 +62,17 @@ def _initial(space: SearchSpace, rng: np.random.Generator, n: int) -> np.ndarray
     return space.snap(sob)
 
 
-def _perturb(space: SearchSpace, x0: np.ndarray, step: float, n: int,
+def _perturb(space: SearchSpace, X0: np.ndarray, step: float, n: int,
              rng: np.random.Generator) -> np.ndarray:
-    """``n`` neighbours of ``x0``: each coordinate moves with probability max(1/d, 0.3)."""
+    """(k * n, d): ``n`` neighbours of each row of ``X0`` (k, d), grouped by start; each
+    coordinate moves with probability max(1/d, 0.3), at least one always does."""
     d = space.dim
-    X = np.repeat(x0[None, :], n, axis=0)
-    move = rng.random((n, d)) < max(1.0 / d, 0.3)
-    move[np.arange(n), rng.integers(0, d, n)] = True  # at least one coordinate moves
+    X = np.repeat(X0, n, axis=0)
+    m = len(X)
+    move = rng.random((m, d)) < max(1.0 / d, 0.3)
+    move[np.arange(m), rng.integers(0, d, m)] = True
     cont = space.n_levels == 0
-    X[:, cont] += move[:, cont] * rng.normal(0.0, step, (n, int(cont.sum())))
+    X[:, cont] += move[:, cont] * rng.normal(0.0, step, (m, int(cont.sum())))
     for j in np.flatnonzero(~cont):
         k = int(space.n_levels[j])
         rows = np.flatnonzero(move[:, j])
@@ -91,8 +93,10 @@ def maximize(
     n_candidates: int = 1024,
     n_local: int = 5,
     n_perturb: int = 32,
+    n_top: int = 16,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Valid points sorted by decreasing ``score``, excluding ``exclude``; (m, d) and (m,).
+    """The ``n_top`` best distinct valid points by decreasing ``score``, excluding
+    ``exclude``; (m, d) and (m,) with m <= n_top.
 
     Returns empty arrays when every candidate is excluded (e.g. an exhausted finite space).
     """
@@ -122,7 +126,7 @@ def maximize(
         best = [int(i) for i in np.argsort(S)[::-1][:n_local]]
         best_x, best_s = [blocks[0][i] for i in best], [S[i] for i in best]
         for step in LOCAL_STEPS:  # hill climb: each start moves to its best neighbour
-            props = np.vstack([_perturb(space, x0, step, n_perturb, rng) for x0 in best_x])
+            props = _perturb(space, np.asarray(best_x), step, n_perturb, rng)
             where = add(props).reshape(len(best_x), n_perturb)
             if not np.any(where >= 0):
                 continue
@@ -134,8 +138,15 @@ def maximize(
                 if s_new[j, i] > best_s[j]:
                     best_x[j], best_s[j] = props[j, i], s_new[j, i]
     X_all, S = np.vstack(blocks), np.concatenate(scores)
-    # Unique points, best first (duplicates from the local search are harmless but dropped).
-    order = np.argsort(S, kind="stable")[::-1]
-    _, first = np.unique(np.round(X_all[order], 9), axis=0, return_index=True)
-    order = order[np.sort(first)]
-    return X_all[order], S[order]
+    # The best n_top distinct points, best first (the local search can repeat points).
+    order = np.argsort(S)[::-1]
+    seen: set[bytes] = set()
+    keep: list[int] = []
+    for start in range(0, len(order), 256):  # chunks: usually only the first is needed
+        chunk = order[start:start + 256]
+        keep += [i for i, k in zip(chunk, point_keys(X_all[chunk]))
+                 if not (k in seen or seen.add(k))]
+        if len(keep) >= n_top:
+            break
+    keep = np.asarray(keep[:n_top], dtype=int)
+    return X_all[keep], S[keep]
