@@ -64,6 +64,11 @@ def main() -> int:
     if mode in ("hang", "stubborn"):
         while True:
             time.sleep(1)
+    if mode == "spawn":  # a grandchild in the trial's process group, outliving the leader
+        os.makedirs(args.save_dir, exist_ok=True)
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        with open(os.path.join(args.save_dir, "grandchild.pid"), "w") as fh:
+            fh.write(str(child.pid))
     if args.sleep:
         time.sleep(args.sleep)
     if mode == "crash":
@@ -72,10 +77,6 @@ def main() -> int:
     if mode == "noresult":
         return 0
     os.makedirs(args.save_dir, exist_ok=True)
-    if mode == "spawn":
-        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-        with open(os.path.join(args.save_dir, "grandchild.pid"), "w") as fh:
-            fh.write(str(child.pid))
     if mode == "garbage":
         with open(args.result_file, "w") as fh:
             fh.write('{"mean_reward": 12, "driv')

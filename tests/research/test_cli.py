@@ -1,0 +1,71 @@
+"""``donkeyrl research``: flags, errors, console output."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from donkeyrl.cli import build_parser, main
+from donkeyrl.cli.research import build_config
+
+from research_helpers import fake_command, records
+
+
+def test_original_controller_flags_and_defaults():
+    args = build_parser().parse_args(
+        "research --trials 100 --explore 2.0 --agent ppo --min-timesteps 5000 "
+        "--max-timesteps 20000 --push-every 10".split())
+    cfg = build_config(args)
+    assert (cfg.trials, cfg.explore, cfg.agent, cfg.min_timesteps, cfg.max_timesteps) == \
+        (100, 2.0, "ppo", 5000, 20000)
+    assert cfg.publish.every == 10 and cfg.publish.remote is None
+    assert (cfg.workers, cfg.trial_timeout, cfg.cooldown, cfg.objective) == \
+        (1, 360.0, 2.0, "driving_score")
+    assert str(cfg.study_dir) == "runs/research-ppo"
+    assert cfg.trial_command == "{python} -m donkeyrl train"
+    auto = build_config(build_parser().parse_args(["research", "--explore", "auto"]))
+    assert auto.explore is None
+
+
+def test_every_option_has_help():
+    parser = build_parser()
+    sub = parser._subparsers._group_actions[0].choices["research"]  # noqa: SLF001
+    for action in sub._actions:  # noqa: SLF001
+        assert action.help, action.dest
+
+
+def test_print_space(capsys):
+    assert main(["research", "--agent", "dqn", "--print-space", "--min-timesteps", "10",
+                 "--max-timesteps", "20"]) == 0
+    space = json.loads(capsys.readouterr().out)
+    assert space["timesteps"] == {"type": "int", "low": 10, "high": 20, "log": False}
+    assert "n_steer" in space and "ent_coef" not in space
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--min-timesteps", "9", "--max-timesteps", "5"], "--min-timesteps 9 is larger"),
+    (["--search-space", "/nonexistent/space.json"], "cannot read search space file"),
+    (["--objective", "bad name!"], "objective='bad name!'"),
+])
+def test_bad_input_is_a_one_line_error(capsys, tmp_path, argv, match):
+    assert main(["research", "--study-dir", str(tmp_path / "s"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert match in err and "Traceback" not in err
+
+
+def test_cli_runs_a_study_and_prints_progress(capsys, tmp_path, space_file):
+    study = tmp_path / "s"
+    code = main(["research", "--study-dir", str(study), "--search-space", str(space_file),
+                 "--trials", "3", "--cooldown", "0", "--objective", "mean_reward",
+                 "--trial-command", fake_command("--rewards", "1,3,2", "--plan", "2=ok"),
+                 "--train-arg=--n-throttle", "--train-arg", "2", "--seed", "10"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "[3/3] trial 3 ok mean_reward=2" in out and "ETA" in out
+    assert "champion: trial 2 mean_reward=3" in out
+    recs = records(study)
+    assert [r.seed for r in recs] == [11, 12, 13]
+    assert recs[0].used_params["n_throttle"] == 2  # --train-arg reached the trial
+    assert recs[0].used_params["seed"] == 11 and recs[0].used_params["eval_episodes"] == 5
+    assert recs[0].used_params["n_steer"] == recs[0].params["n_steer"]  # searched -> flag
