@@ -179,3 +179,31 @@ def test_make_donkey_env_signature_matches_make_env():
                  "throttle_min", "throttle_max", "domain_randomization", "max_steps", "seed",
                  "render_mode"):
         assert name in params
+
+
+def test_several_scenes_one_sampled_per_episode(fast_server):
+    env = make_env(fast_server, ["waveshare", "generated_track"], seed=3)
+    try:
+        seen = set()
+        for _ in range(8):
+            _, info = env.reset()
+            seen.add(info["track"])
+            assert info["track_length"] == pytest.approx(get_track(info["track"]).length, rel=0.02)
+            assert env.step(np.array([0.0, 0.3]))[4]["track"] == info["track"]
+        assert seen == {"waveshare", "generated_track"}
+    finally:
+        env.close()
+
+
+def test_make_env_sim_donkey_goes_through_the_protocol(fast_server):
+    from donkeyrl.donkey.env import DonkeySimEnv
+    from donkeyrl.envs import make_env as project_make_env
+
+    env = project_make_env("donkey-waveshare-v0", sim="donkey", port=fast_server.port, max_cte=5.0)
+    try:
+        assert isinstance(env, DonkeySimEnv) and env.scene == "waveshare" and env.max_cte == 5.0
+        obs, info = env.reset()
+        _, reward, terminated, truncated, info = env.step(np.array([0.0, 0.5]))
+        assert reward > 0 and not terminated and not truncated and info["forward_vel"] > 0
+    finally:
+        env.close()
