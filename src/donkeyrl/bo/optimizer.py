@@ -222,7 +222,8 @@ class Optimizer:
         return self._model
 
     def _exclude(self, X_pending: np.ndarray) -> set[bytes]:
-        return set(point_keys(np.array([t.x for t in self._trials]))) | set(point_keys(X_pending))
+        X = np.array([t.x for t in self._trials], dtype=float).reshape(-1, self.space.dim)
+        return set(point_keys(X)) | set(point_keys(X_pending)) if len(X) + len(X_pending) else set()
 
     def _n_candidates(self, n_obs: int) -> int:
         """Quasi-random candidates for a model on ``n_obs`` points: ``n_candidates`` up to 150
@@ -249,7 +250,7 @@ class Optimizer:
                                       dtype=float).reshape(len(pending), d))
         if d == 0:  # every parameter fixed: there is only one point
             return [self.space.decode(np.zeros(0)) for _ in range(n)]
-        exclude = self._exclude(Xp) if len(self._trials) or len(Xp) else set()
+        exclude = self._exclude(Xp)
         model = self._fit()
         out: list[dict[str, Any]] = []
         for _ in range(n):
@@ -337,7 +338,8 @@ class Optimizer:
             return m + CONVERGENCE_KAPPA * s
 
         X_ok = state.X[model.ok]
-        _, S = maximize(score, self.space, self.rng, set(), X_ok, self._n_candidates(len(state.y)))
+        rng = np.random.default_rng(len(self._trials))  # own stream: proposals stay reproducible
+        _, S = maximize(score, self.space, rng, set(), X_ok, self._n_candidates(len(state.y)))
         m, s = gp.predict(state, X_ok)
         lcb = m - CONVERGENCE_KAPPA * s
         i = int(np.argmax(lcb))
