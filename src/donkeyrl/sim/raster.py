@@ -46,7 +46,7 @@ MAX_CELLS = 2_000_000
 #: Spacing of the arc-length tables of road edges (units).
 TABLE_DS = 0.25
 #: Extra distance (units) beyond the furthest drawn feature that the grid still covers.
-BAND_PAD = 2.0
+BAND_PAD = 3.0
 #: Width (units) of the kerb/barrier band drawn beyond the barrier margin.
 BARRIER_BAND = 0.8
 

@@ -7,8 +7,10 @@ raster is sampled at both ends of a span, and
 * if both ends fall in the same *zone* (far ground, grass gap, edge line, road half...) the whole
   span has that zone, because the lateral offset is linear along the span and zones are ordered by
   lateral offset: the span is painted with one surface class, only texture noise varies;
-* otherwise (a line or edge inside the span) every pixel is classified from the linearly
-  interpolated (lateral, s), or from an exact raster sample where the span crosses a jump.
+* if the ends are on one stretch of road but in different zones (a line or an edge inside the
+  span), every pixel is classified from the linearly interpolated (lateral, s);
+* otherwise (a jump of s, the end of the road, the edge of the raster band) the span is shrunk
+  until one of the above holds or it is a single pixel, which gets its exact raster sample.
 
 A pixel then costs a texture lookup (16.16 fixed point) and a colour-table lookup.
 """
@@ -31,11 +33,15 @@ FIX = 65536.0
 TEX_BIAS = 1 << 44
 #: Elevation (radians) at which the sky reaches its top colour.
 SKY_TOP_RAD = 0.6
-#: Longest ground span (units) between two raster samples along a row, and its pixel cap. 1 unit
-#: keeps interpolated edges within ~0.03 units on a radius-5 bend and is shorter than the margin
-#: the raster keeps around the road, so a span whose ends are both far cannot hide road.
-SPAN_UNITS = 1.0
-MAX_SPAN = 16
+#: Along a row the raster is sampled every ``span`` pixels and interpolated linearly in between.
+#: Linear interpolation across a bend of radius R over L units is off by about L^2 / (8 R); with
+#: span = sqrt(SPAN_RADIUS / foot) pixels (foot = ground size of a pixel) that stays below half a
+#: pixel for bends of radius 5 and more. A span is also at most SPAN_UNITS long, less than the
+#: margin the raster keeps around the road (raster.BAND_PAD), so a span whose two ends are far from
+#: the road cannot hide any road, and at most MAX_SPAN pixels.
+SPAN_RADIUS = 20.0
+SPAN_UNITS = 4.0
+MAX_SPAN = 32
 
 # Zones across the road, ordered by lateral offset (Z_FAR: no road nearby).
 (Z_FAR, Z_GROUND_L, Z_BARRIER_L, Z_GAP_L, Z_EDGE_L, Z_ROAD_L, Z_CENTRE, Z_ROAD_R, Z_EDGE_R, Z_GAP_R,
@@ -46,17 +52,21 @@ ZONE_CLASS = np.array([ap.GROUND, ap.GROUND, -1, ap.GROUND, ap.EDGE, ap.ROAD, -1
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _zone(lat, s, left, right, centre, inv_dtab, barriers, margin, edge_w, centre_hw):  # pragma: no cover
-    """Zone of a ground point at lateral offset ``lat``, arc length ``s`` (edges looked up by s)."""
-    if lat >= 0.5 * FAR:
-        return Z_FAR
+def _edges(s, left, right, centre, inv_dtab):  # pragma: no cover - jitted
+    """(left edge, right edge, centre line) lateral positions at arc length ``s``."""
     k = int(s * inv_dtab + 0.5)
     if k < 0:
         k = 0
     elif k >= left.shape[0]:
         k = left.shape[0] - 1
-    lo = left[k]
-    hi = right[k]
+    return left[k], right[k], centre[k]
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _zone(lat, lo, hi, cen, barriers, margin, edge_w, centre_hw):  # pragma: no cover - jitted
+    """Zone of a ground point at lateral offset ``lat`` given the road edges ``lo``/``hi`` there."""
+    if lat >= 0.5 * FAR:
+        return Z_FAR
     if lat < lo:
         d = lo - lat
         if d < margin:
@@ -75,10 +85,18 @@ def _zone(lat, s, left, right, centre, inv_dtab, barriers, margin, edge_w, centr
         return Z_EDGE_L
     if hi - lat < edge_w:
         return Z_EDGE_R
-    c = centre[k]
-    if abs(lat - c) < centre_hw:
+    if abs(lat - cen) < centre_hw:
         return Z_CENTRE
-    return Z_ROAD_L if lat < c else Z_ROAD_R
+    return Z_ROAD_L if lat < cen else Z_ROAD_R
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _zone_at(lat, s, left, right, centre, inv_dtab, barriers, margin, edge_w, centre_hw):  # pragma: no cover
+    """Zone of a ground point at (lat, s), looking the road edges up by s."""
+    if lat >= 0.5 * FAR:
+        return Z_FAR
+    lo, hi, cen = _edges(s, left, right, centre, inv_dtab)
+    return _zone(lat, lo, hi, cen, barriers, margin, edge_w, centre_hw)
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -125,50 +143,85 @@ def _shade_row(orow, C, cls_row, tu0, tv0, dtu, dtv, texf, tmask, tshift, att, l
 
 
 @nb.njit(cache=True, error_model="numpy")
+def _split_span(cls_row, c, step, la, dl, sa, ds, za, zb, lo, hi, cen, length, closed, barriers, margin,
+                ew, chw, dash_frac, inv_dash):  # pragma: no cover - jitted
+    """Classify pixels c .. c+step-1 of a span whose lateral offset goes linearly la, la+dl, ...
+
+    Zones are ordered by lateral offset, so along the span they form runs; each run's end is
+    found by bisection (a few zone tests instead of one per pixel). Road edges are taken where the
+    span starts (they vary slowly along s). Only kerb and centre-line runs need s per pixel.
+    """
+    k = 0
+    z = za
+    while k < step:
+        if z == zb:
+            j = step - 1
+        else:
+            a, b = k, step                  # zone(a) == z, zone(b) != z
+            while b - a > 1:
+                m = (a + b) >> 1
+                if _zone(la + m * dl, lo, hi, cen, barriers, margin, ew, chw) == z:
+                    a = m
+                else:
+                    b = m
+            j = a
+        cz = ZONE_CLASS[z]
+        if cz >= 0:
+            for i in range(k, j + 1):
+                cls_row[c + i] = cz
+        else:
+            for i in range(k, j + 1):
+                s = sa + i * ds
+                if closed:
+                    if s >= length:
+                        s -= length
+                    elif s < 0.0:
+                        s += length
+                cls_row[c + i] = _zone_class(z, s, dash_frac, inv_dash)
+        k = j + 1
+        if k < step:
+            z = _zone(la + k * dl, lo, hi, cen, barriers, margin, ew, chw)
+
+
+@nb.njit(cache=True, error_model="numpy")
 def _classify_row(cls_row, u0, v0, du, dv, span, data, length, closed, s_jump, left, right, centre,
                   inv_dtab, barriers, margin, ew, chw, dash_frac, inv_dash):  # pragma: no cover
     """Surface class of every pixel of a ground row; pixel c sees raster point (u0 + c du, v0 + c dv)."""
     W = cls_row.shape[0]
     half = 0.5 * FAR
     la, sa = sample_grid(data, u0, v0, length, closed, s_jump)
-    za = _zone(la, sa, left, right, centre, inv_dtab, barriers, margin, ew, chw)
+    za = _zone_at(la, sa, left, right, centre, inv_dtab, barriers, margin, ew, chw)
     c = 0
-    while c < W:
-        c1 = min(c + span, W - 1)
-        n = c1 - c
-        if n == 0:                                   # the last pixel
-            cls_row[c] = _zone_class(za, sa, dash_frac, inv_dash)
-            break
-        lb, sb = sample_grid(data, u0 + c1 * du, v0 + c1 * dv, length, closed, s_jump)
-        zb = _zone(lb, sb, left, right, centre, inv_dtab, barriers, margin, ew, chw)
-        d = sb - sa
-        if closed:
-            if d > 0.5 * length:
-                d -= length
-            elif d < -0.5 * length:
-                d += length
-        smooth = la < half and lb < half and abs(d) < s_jump
-        if za == zb and ZONE_CLASS[za] >= 0 and (smooth or za == Z_FAR):
+    while c < W - 1:
+        step = min(span, W - 1 - c)
+        while True:   # shrink the span until it is uniform, interpolable, or one pixel
+            c1 = c + step
+            lb, sb = sample_grid(data, u0 + c1 * du, v0 + c1 * dv, length, closed, s_jump)
+            zb = _zone_at(lb, sb, left, right, centre, inv_dtab, barriers, margin, ew, chw)
+            d = sb - sa
+            if closed:
+                if d > 0.5 * length:
+                    d -= length
+                elif d < -0.5 * length:
+                    d += length
+            smooth = la < half and lb < half and abs(d) < s_jump
+            uniform = za == zb and ZONE_CLASS[za] >= 0 and (smooth or za == Z_FAR)
+            if uniform or smooth or step == 1:
+                break
+            step = max(1, step // 4)
+        if uniform:
             cls = ZONE_CLASS[za]
             for k in range(c, c1):
                 cls_row[k] = cls
+        elif smooth:
+            _split_span(cls_row, c, step, la, (lb - la) / step, sa, d / step, za, zb,
+                        *_edges(sa, left, right, centre, inv_dtab), length, closed, barriers, margin,
+                        ew, chw, dash_frac, inv_dash)
         else:
-            for k in range(c, c1):
-                if smooth:
-                    f = (k - c) / n
-                    lat = la + f * (lb - la)
-                    s = sa + f * d
-                    if closed:
-                        if s >= length:
-                            s -= length
-                        elif s < 0.0:
-                            s += length
-                else:
-                    lat, s = sample_grid(data, u0 + k * du, v0 + k * dv, length, closed, s_jump)
-                z = _zone(lat, s, left, right, centre, inv_dtab, barriers, margin, ew, chw)
-                cls_row[k] = _zone_class(z, s, dash_frac, inv_dash)
+            cls_row[c] = _zone_class(za, sa, dash_frac, inv_dash)
         la, sa, za = lb, sb, zb
         c = c1
+    cls_row[W - 1] = _zone_class(za, sa, dash_frac, inv_dash)
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -235,7 +288,7 @@ def render_one(out, x, z, yaw, cam_h0, pitch0, cam_fwd, tan_v, tan_h, crop, data
         gz0 = z + fz * fwd + rz * lat0
         gdx = rx * foot
         gdz = rz * foot
-        span = max(1, min(MAX_SPAN, int(SPAN_UNITS / foot)))
+        span = max(1, min(MAX_SPAN, int(math.sqrt(SPAN_RADIUS / foot)), int(SPAN_UNITS / foot)))
         # Texture coordinates in 16.16 fixed point, biased positive so that >> is a floor.
         tu0 = np.int64((gx0 + prm[ap.P_NOFFX]) * nscale * FIX) + TEX_BIAS
         tv0 = np.int64((gz0 + prm[ap.P_NOFFZ]) * nscale * FIX) + TEX_BIAS
