@@ -97,50 +97,79 @@ class Renderer:
     def __init__(self, track: Track, camera: CameraConfig | None = None,
                  appearance: Appearance | None = None) -> None:
         self.camera = camera if camera is not None else CameraConfig()
+        c = self.camera
+        tan_v = math.tan(math.radians(c.fov_deg) / 2)
+        self._cam = (c.cam_height, math.radians(c.pitch_deg), c.cam_forward, tan_v, c.aspect * tan_v,
+                     c.crop_top)
+        self._shape = c.shape
+        self._tex = ap.noise_texture()
         self.appearance = appearance if appearance is not None else Appearance.default()
         self.set_track(track)
+
+    @property
+    def appearance(self) -> Appearance:
+        """Default look of frames rendered without an explicit appearance."""
+        return self._appearance
+
+    @appearance.setter
+    def appearance(self, value: Appearance) -> None:
+        if not isinstance(value, Appearance):
+            raise TypeError(f"appearance must be an Appearance, got {type(value).__name__}")
+        self._appearance = value
+        self._tables = ap.pack(value, self.camera.grey)
 
     def set_track(self, track: Track) -> None:
         """Switch to another track (its raster is built once and cached per Track object)."""
         self.track = track
         self.raster: TrackRaster = get_raster(track)
+        r = self.raster
+        self._args = (*self._cam, r.data, r.ox, r.oz, r.h, r.left, r.right, r.centre, 1.0 / r.dtab,
+                      r.length, r.closed, r.s_jump, r.barriers, r.barrier_margin)
 
     def render(self, x: float, z: float, yaw: float, appearance: Appearance | None = None,
                out: np.ndarray | None = None) -> np.ndarray:
         """Camera image (H, W, C) uint8 of a car at (x, z) with heading ``yaw`` (radians)."""
-        out = self._out(out, self.camera.shape)
+        out = self._out(out, self._shape)
         if not (math.isfinite(x) and math.isfinite(z) and math.isfinite(yaw)):
             raise ValueError(f"render pose must be finite, got x={x!r}, z={z!r}, yaw={yaw!r}")
-        lut, prm = ap.pack(appearance or self.appearance, self.camera.grey)
-        render_one(out, float(x), float(z), float(yaw), *self._cam(), *self._geo(), lut, prm,
-                    ap.noise_texture())
+        lut, prm = self._tables if appearance is None else ap.pack(appearance, self.camera.grey)
+        render_one(out, float(x), float(z), float(yaw), *self._args, lut, prm, self._tex)
         return out
 
     def render_batch(self, xs: np.ndarray, zs: np.ndarray, yaws: np.ndarray, out: np.ndarray | None = None,
-                     appearances: Appearance | Sequence[Appearance] | None = None) -> np.ndarray:
-        """Images (n, H, W, C) of n cars, rendered in parallel; one appearance or one per car."""
+                     appearances: Appearance | Sequence[Appearance | None] | None = None) -> np.ndarray:
+        """Images (n, H, W, C) of n cars, rendered in parallel.
+
+        ``appearances``: None (the default look), one Appearance for all, or one per car (None
+        entries use the default look).
+        """
         xs, zs, yaws = (np.ascontiguousarray(a, dtype=np.float64).reshape(-1) for a in (xs, zs, yaws))
         n = len(xs)
         if len(zs) != n or len(yaws) != n:
             raise ValueError(f"xs, zs, yaws must have the same length, got {len(xs)}, {len(zs)}, {len(yaws)}")
         if not (np.all(np.isfinite(xs)) and np.all(np.isfinite(zs)) and np.all(np.isfinite(yaws))):
             raise ValueError("render_batch poses must be finite")
-        out = self._out(out, (n, *self.camera.shape))
+        out = self._out(out, (n, *self._shape))
         if appearances is None or isinstance(appearances, Appearance):
-            apps: Sequence[Appearance] = [appearances or self.appearance]
+            tables = [self._tables if appearances is None else ap.pack(appearances, self.camera.grey)]
             idx = np.zeros(n, dtype=np.int64)
         else:
             apps = list(appearances)
             if len(apps) != n:
                 raise ValueError(f"need one appearance per car ({n}), got {len(apps)}")
-            idx = np.arange(n, dtype=np.int64)
-        packed = [ap.pack(a, self.camera.grey) for a in apps]
-        luts = np.stack([p[0] for p in packed]) if len(packed) > 1 else packed[0][0][None]
-        prms = np.stack([p[1] for p in packed]) if len(packed) > 1 else packed[0][1][None]
-        render_many(out, xs, zs, yaws, idx, *self._cam(), *self._geo(), luts, prms, ap.noise_texture())
+            slot: dict[int, int] = {}
+            tables, idx = [], np.empty(n, dtype=np.int64)
+            for i, a in enumerate(apps):
+                a = self._appearance if a is None else a
+                if id(a) not in slot:
+                    slot[id(a)] = len(tables)
+                    tables.append(ap.pack(a, self.camera.grey))
+                idx[i] = slot[id(a)]
+        luts = np.stack([t[0] for t in tables])
+        prms = np.stack([t[1] for t in tables])
+        render_many(out, xs, zs, yaws, idx, *self._args, luts, prms, self._tex)
         return out
 
-    # ------------------------------------------------------------------ internals
     @staticmethod
     def _out(out: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
         if out is None:
@@ -149,13 +178,3 @@ class Renderer:
             raise ValueError(f"out must be a C-contiguous uint8 array of shape {shape}, "
                              f"got {out.dtype} {out.shape}")
         return out
-
-    def _cam(self) -> tuple[float, ...]:
-        c = self.camera
-        tan_v = math.tan(math.radians(c.fov_deg) / 2)
-        return (c.cam_height, math.radians(c.pitch_deg), c.cam_forward, tan_v, c.aspect * tan_v, c.crop_top)
-
-    def _geo(self) -> tuple[object, ...]:
-        r = self.raster
-        return (r.data, r.ox, r.oz, r.h, r.left, r.right, r.centre, 1.0 / r.dtab, r.length, r.closed,
-                r.s_jump, r.barriers, r.barrier_margin)

@@ -18,12 +18,20 @@ A pixel then costs a texture lookup (16.16 fixed point) and a colour-table looku
 from __future__ import annotations
 
 import math
+import os
 
 import numba as nb
 import numpy as np
 
 from donkeyrl.sim import appearance as ap
 from donkeyrl.sim.raster import BARRIER_BAND, FAR, sample_grid
+
+# Why workqueue: render_many is the only parallel kernel of the package, and on a machine shared
+# with other busy processes numba's default OpenMP layer (spinning worker threads) made a batch of
+# 16 small frames take 12-15 ms instead of about 0.8 ms (benchmarks/README.md, render section).
+# An explicit NUMBA_THREADING_LAYER wins; it only applies if no parallel kernel has run yet.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    nb.config.THREADING_LAYER = "workqueue"
 
 #: Length of one kerb stripe along the track (units).
 STRIPE_LEN = 1.0
