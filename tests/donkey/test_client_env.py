@@ -165,7 +165,7 @@ def test_regen_road_node_path_and_protocol_version(fast_server):
 def test_port_closed_is_a_clear_connect_error():
     port = free_port()
     cfg = ClientConfig(connect_timeout=1.0, retry_interval=0.2)
-    with pytest.raises(SimConnectError, match=rf"127.0.0.1:{port} after [2-9] attempts"):
+    with pytest.raises(SimConnectError, match=rf"127.0.0.1:{port} after \d+ attempts"):
         SimClient("127.0.0.1", port, cfg).connect()
 
 

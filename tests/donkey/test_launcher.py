@@ -52,6 +52,7 @@ def test_fake_simulator_serves_the_menu_and_stops_without_zombie(fake_sim):
             assert client.protocol_version() == "2"
         pid = sim.proc.pid
     assert sim.proc.returncode is not None  # reaped: no zombie
+    assert sim.stop() == sim.proc.returncode  # idempotent
     assert gone(pid) and not port_accepts(sim.host, sim.port)
 
 

@@ -163,3 +163,48 @@ def test_quit_app_stops_the_server():
         client.send(P.QuitApp())
         srv._thread.join(timeout=10)
     assert not srv._thread.is_alive()
+
+
+def test_connect_retries_until_the_simulator_comes_up():
+    from donkeyrl.donkey.client import ClientConfig
+    from donkeyrl.donkey.launcher import free_port
+    from donkeyrl.donkey.server import DonkeySimServer, ServerConfig
+
+    port = free_port()
+    servers: list[DonkeySimServer] = []
+    timer = threading.Timer(0.8, lambda: servers.append(
+        DonkeySimServer(ServerConfig(port=port, fast=True)).start()))
+    timer.start()
+    try:
+        client = SimClient("127.0.0.1", port, ClientConfig(connect_timeout=30, retry_interval=0.1))
+        with client.connect():
+            client.wait_message((P.SceneSelectionReady,), 10)
+    finally:
+        timer.join()
+        for srv in servers:
+            srv.close()
+
+
+def test_car_loaded_timeout_is_a_clear_error():
+    from donkeyrl.donkey.client import ClientConfig
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def menu_without_cars() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.sendall(P.encode_sim(P.SceneSelectionReady()))
+            decoder = P.ClientStreamDecoder()
+            while data := conn.recv(4096):
+                for msg in decoder.feed(data):
+                    if isinstance(msg, P.GetSceneNames):
+                        conn.sendall(P.encode_sim(P.SceneNames(("generated_track",))))
+
+    thread = threading.Thread(target=menu_without_cars, daemon=True)
+    thread.start()
+    client = SimClient("127.0.0.1", port, ClientConfig(load_timeout=0.5, config_delay=0))
+    with client.connect():
+        with pytest.raises(SimTimeout, match="no car_loaded within 0.5 s"):
+            client.load_scene("generated_track")
+    listener.close()

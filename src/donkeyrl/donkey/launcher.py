@@ -97,6 +97,7 @@ class SimLauncher:
         self.stop_timeout = stop_timeout
         self.pass_host = pass_host
         self.proc: subprocess.Popen[bytes] | None = None
+        self._stopped = False
         self.log_path: Path | None = None
 
     @property
@@ -166,6 +167,9 @@ class SimLauncher:
         proc = self.proc
         if proc is None:
             return None
+        if self._stopped:  # signal a process group once only: its id may be reused afterwards
+            return proc.returncode
+        self._stopped = True
         with _LIVE_LOCK:
             _LIVE.discard(self)
         if proc.poll() is None:
