@@ -129,6 +129,22 @@ def test_lines_are_painted(right: Track) -> None:
     assert mask_of(img[-20:, 70:90], colour(FLAT, "centre_line")).mean() > 0.5
 
 
+@pytest.mark.parametrize("row", [50, 56, 64])
+def test_projection_matches_pinhole_geometry(row: int) -> None:
+    """On a straight road the first grass pixel right of the road is where lateral = half-width."""
+    straight = Track.from_waypoints("straight", np.array([(0.0, z) for z in range(0, 101, 10)]), 4.0,
+                                    closed=False)
+    img = Renderer(straight, CameraConfig(), FLAT).render(0.0, 20.0, 0.0)
+    p, tan_v, tan_h = np.radians(15.0), 1.0, 4 / 3
+    yu = tan_v * (1 - 2 * (row + 0.5) / 120)
+    t = 1.12 / -(yu * np.cos(p) - np.sin(p))
+    cols = np.arange(160)
+    lateral = t * tan_h * (2 * (cols + 0.5) / 160 - 1)
+    expected = int(np.argmax(lateral > 4.0))
+    ground = np.nonzero(mask_of(img[row], colour(FLAT, "ground")) & (cols > 80))[0]
+    assert abs(int(ground.min()) - expected) <= 1
+
+
 def test_sky_above_horizon(right: Track) -> None:
     img = Renderer(right, CameraConfig(), FLAT).render(0.0, 5.0, 0.0)
     top = img[:10].reshape(-1, 3).astype(int)
