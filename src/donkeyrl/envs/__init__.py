@@ -66,7 +66,7 @@ def make_env(track: str | Sequence[str] = "generated_track", *, sim: str = "embe
 
         env = make_donkey_env(names[0], host=host, port=port, sim_path=sim_path, camera=camera,
                               limits=limits, steer_limit=steer_limit, throttle_min=throttle_min,
-                              throttle_max=throttle_max)
+                              throttle_max=throttle_max, render_mode=render_mode)
     if seed is not None:
         env.reset(seed=seed)
     return env
