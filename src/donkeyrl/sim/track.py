@@ -211,7 +211,11 @@ class Track:
         """
         idx, t, lat, s_at = project_point(self.points, self.tangents, self.s, self.length,
                                           self.closed, float(x), float(z), int(hint), PROJECT_WINDOW)
-        heading = float(np.arctan2(self.tangents[idx, 0], self.tangents[idx, 1]))
+        # Interpolate the sample tangents along the segment: the tangent at sample idx alone is off
+        # by up to ds x curvature (4 degrees on a radius-7 bend) in the middle of the segment.
+        nxt = (idx + 1) % self.n if self.closed else min(idx + 1, self.n - 1)
+        tan = (1.0 - t) * self.tangents[idx] + t * self.tangents[nxt]
+        heading = float(np.arctan2(tan[0], tan[1]))
         return Projection(index=int(idx), s=float(s_at), lateral=float(lat), heading=heading)
 
     def heading_error(self, x: float, z: float, yaw: float, hint: int = -1) -> float:
@@ -242,7 +246,7 @@ class Projection:
     index: int       #: sample index of the segment start
     s: float         #: arc length of the projected point from sample 0
     lateral: float   #: signed distance from the path, positive = right (this is the cte)
-    heading: float   #: path heading (yaw convention) at the segment
+    heading: float   #: path heading (yaw convention) at the projected point
 
 
 @nb.njit(cache=True, fastmath=False)
