@@ -107,6 +107,7 @@ class Simulator:
         self.s_u_start = np.zeros(n_cars)
         self.s_u_max = np.zeros(n_cars)
         self.cte = np.zeros(n_cars)
+        self.path_heading = np.zeros(n_cars)  # path heading at each car's projection (rad)
         self.off_track = np.zeros(n_cars, dtype=np.bool_)
         self.hit = np.zeros(n_cars, dtype=np.bool_)
         self.crossed = np.zeros(n_cars, dtype=np.bool_)
@@ -158,6 +159,7 @@ class Simulator:
             s_start = proj.s - (tr.length if tr.closed and proj.s > tr.length / 2 else 0.0)
             self.s_u[i] = self.s_u_start[i] = self.s_u_max[i] = s_start
             self.cte[i] = lat[i]
+            self.path_heading[i] = proj.heading
             self.off_track[i] = self.hit[i] = self.crossed[i] = False
             self.time[i] = 0.0
             self.lap_count[i] = 0
@@ -184,7 +186,7 @@ class Simulator:
         ph.step_cars(self.state, c, self._params, cfg.tick_dt, cfg.substeps)
         self.time += cfg.control_dt
         update_tracking(self.state, *self._track_args, self.hint, self.s_u, self.s_u_max,
-                        self.cte, self.off_track, self.hit, self.crossed, CAR_HALF_WIDTH)
+                        self.cte, self.path_heading, self.off_track, self.hit, self.crossed, CAR_HALF_WIDTH)
         for i in np.flatnonzero(self.crossed):
             self._on_start_line(int(i))
 
@@ -227,7 +229,7 @@ class Simulator:
         """A snapshot of car ``car`` after the last step."""
         st = self.state[car]
         idx = int(self.hint[car])
-        heading = float(np.arctan2(self.track.tangents[idx, 0], self.track.tangents[idx, 1]))
+        heading = float(self.path_heading[car])
         yaw = float(st[ph.S_YAW])
         v, v_lat = float(st[ph.S_V]), float(st[ph.S_VLAT])
         return Telemetry(
@@ -248,7 +250,8 @@ class Simulator:
 
 @nb.njit(cache=True)
 def update_tracking(state, points, tangents, s, length, closed, lat_left, lat_right, barriers,
-                    margin, hint, s_u, s_u_max, cte, off_track, hit, crossed, half_width):  # pragma: no cover
+                    margin, hint, s_u, s_u_max, cte, path_heading, off_track, hit, crossed,
+                    half_width):  # pragma: no cover
     """Project every car onto the path and update progress, start-line crossings and contacts.
 
     A car whose side reaches a barrier is put back against it with its speed zeroed (the wall
@@ -258,6 +261,12 @@ def update_tracking(state, points, tangents, s, length, closed, lat_left, lat_ri
         x, z = state[i, ph.S_X], state[i, ph.S_Z]
         idx, t, lat, s_at = project_point(points, tangents, s, length, closed, x, z, hint[i], PROJECT_WINDOW)
         hint[i] = idx
+        # path heading at the projected point: tangents interpolated along the segment
+        j = idx + 1
+        if j == points.shape[0]:
+            j = 0 if closed else idx
+        path_heading[i] = np.arctan2((1.0 - t) * tangents[idx, 0] + t * tangents[j, 0],
+                                     (1.0 - t) * tangents[idx, 1] + t * tangents[j, 1])
         if closed:
             prev = s_u[i] - np.floor(s_u[i] / length) * length
             d = s_at - prev
@@ -286,3 +295,4 @@ def update_tracking(state, points, tangents, s, length, closed, lat_left, lat_ri
                 state[i, ph.S_Z] = z + nz * push
                 state[i, ph.S_V] = 0.0
                 state[i, ph.S_VLAT] = 0.0
+                cte[i] = lat + push  # report where the car is now: against the wall
