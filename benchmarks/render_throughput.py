@@ -5,16 +5,20 @@ Run:  .venv/bin/python benchmarks/render_throughput.py [--json] [--seconds S]
 Poses are cars driving along a 300-unit closed test loop (built with Track.from_waypoints, so the
 benchmark does not depend on the track catalogue) with lateral offsets and heading errors, so the
 frames show bends, edges and grass like real driving. Kernels are compiled (and the raster built)
-before timing. Also reports the raster build time and memory of a long (about 2,000-unit) road.
+before timing. Reports wall-clock frames/s and CPU microseconds per frame (process time, all
+threads): on a shared machine the wall-clock numbers depend on other processes' load, the CPU cost
+much less so. Also reports the raster build time and memory of a long (about 2,000-unit) road.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 
+import numba
 import numpy as np
 
 from donkeyrl.sim.camera import CameraConfig, Renderer
@@ -49,27 +53,32 @@ def poses(track: Track, n: int, seed: int = 0) -> np.ndarray:
     return np.column_stack([p, yaw])
 
 
-def time_single(r: Renderer, ps: np.ndarray, seconds: float) -> float:
-    out = np.empty(r.camera.shape, np.uint8)
-    r.render(*ps[0], out=out)
-    frames, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        for x, z, yaw in ps:
-            r.render(x, z, yaw, out=out)
-        frames += len(ps)
-    return frames / (time.perf_counter() - t0)
-
-
-def time_batch(r: Renderer, ps: np.ndarray, seconds: float) -> float:
-    out = np.empty((BATCH, *r.camera.shape), np.uint8)
-    groups = [ps[i:i + BATCH] for i in range(0, len(ps) - BATCH + 1, BATCH)]
-    r.render_batch(groups[0][:, 0], groups[0][:, 1], groups[0][:, 2], out=out)
-    frames, t0 = 0, time.perf_counter()
+def _run(render_group, groups: list[np.ndarray], frames_per_group: int, seconds: float) -> tuple[float, float]:
+    """(wall-clock frames/s, CPU microseconds per frame) of rendering ``groups`` repeatedly."""
+    render_group(groups[0])
+    frames, t0, c0 = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - t0 < seconds:
         for g in groups:
-            r.render_batch(g[:, 0], g[:, 1], g[:, 2], out=out)
-        frames += BATCH * len(groups)
-    return frames / (time.perf_counter() - t0)
+            render_group(g)
+        frames += frames_per_group * len(groups)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return frames / wall, cpu / frames * 1e6
+
+
+def time_single(r: Renderer, ps: np.ndarray, seconds: float) -> tuple[float, float]:
+    out = np.empty(r.camera.shape, np.uint8)
+
+    def one(p: np.ndarray) -> None:
+        r.render(p[0], p[1], p[2], out=out)
+    return _run(one, list(ps), 1, seconds)
+
+
+def time_batch(r: Renderer, ps: np.ndarray, seconds: float) -> tuple[float, float]:
+    out = np.empty((BATCH, *r.camera.shape), np.uint8)
+
+    def batch(g: np.ndarray) -> None:
+        r.render_batch(g[:, 0], g[:, 1], g[:, 2], out=out)
+    return _run(batch, [ps[i:i + BATCH] for i in range(0, len(ps) - BATCH + 1, BATCH)], BATCH, seconds)
 
 
 def main() -> int:
@@ -83,11 +92,15 @@ def main() -> int:
     configs = {"rgb_120x160": CameraConfig(),
                "grey_crop_60x80": CameraConfig(width=80, height=60, grey=True, crop_top=1 / 3)}
     res: dict[str, object] = {"track_length": round(track.length, 1), "batch": BATCH,
-                              "cpu": platform.processor() or platform.machine()}
+                              "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                              "numba_threads": numba.get_num_threads(),
+                              "load_avg_1min_before": round(os.getloadavg()[0], 2)}
     for name, cfg in configs.items():
         r = Renderer(track, cfg)
-        res[f"{name}_single_fps"] = round(time_single(r, ps, args.seconds))
-        res[f"{name}_batch{BATCH}_fps"] = round(time_batch(r, ps, args.seconds))
+        fps, cpu_us = time_single(r, ps, args.seconds)
+        res[f"{name}_single_fps"], res[f"{name}_single_cpu_us_per_frame"] = round(fps), round(cpu_us, 1)
+        fps, cpu_us = time_batch(r, ps, args.seconds)
+        res[f"{name}_batch{BATCH}_fps"], res[f"{name}_batch{BATCH}_cpu_us_per_frame"] = round(fps), round(cpu_us, 1)
     road = long_road()
     t0 = time.perf_counter()
     raster = build_raster(road)
@@ -99,7 +112,7 @@ def main() -> int:
         print(json.dumps(res))
     else:
         for k, v in res.items():
-            print(f"{k:34s} {v}")
+            print(f"{k:40s} {v}")
     return 0
 
 

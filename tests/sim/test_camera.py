@@ -211,7 +211,7 @@ def test_crop_top_equals_crop_then_resize(right: Track) -> None:
     small = small_r.render(1.0, 10.0, 0.1).astype(float)
     other = small_r.render(-2.0, 20.0, -0.4).astype(float)
     err = np.abs(small - ref).mean()
-    assert err < 8.0
+    assert err < 3.0
     assert np.abs(other - ref).mean() > 2 * err
 
 
