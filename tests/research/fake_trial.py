@@ -8,7 +8,8 @@ params, writes a small "model" and the result file. Behaviour per trial number (
 ok (default) | hang (sleep forever) | stubborn (hang, ignoring SIGTERM) | crash (exit 3, no
 result) | garbage (non-JSON result) | nan (NaN objective) | noresult (exit 0, no result) |
 diverged (trainer-reported failure) | hack (reward_hacking_flag) | spawn (leave a sleeping
-grandchild in the process group, pid written to <save-dir>/grandchild.pid, then finish ok)
+grandchild in the process group, pid written to <save-dir>/grandchild.pid, then finish ok) |
+spawnhang (spawn, then hang)
 
 ``--rewards 50,80,...`` sets trial N's reward to the N-th value; ``--sleep S`` makes a trial
 take S seconds; ``--fail-file PATH`` makes trials crash while PATH exists.
@@ -64,11 +65,14 @@ def main() -> int:
     if mode in ("hang", "stubborn"):
         while True:
             time.sleep(1)
-    if mode == "spawn":  # a grandchild in the trial's process group, outliving the leader
+    if mode in ("spawn", "spawnhang"):  # a grandchild in the trial's process group, outliving the leader
         os.makedirs(args.save_dir, exist_ok=True)
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
         with open(os.path.join(args.save_dir, "grandchild.pid"), "w") as fh:
             fh.write(str(child.pid))
+    if mode == "spawnhang":
+        while True:
+            time.sleep(1)
     if args.sleep:
         time.sleep(args.sleep)
     if mode == "crash":

@@ -192,6 +192,9 @@ def test_resume_continues_numbering_and_warm_start(tmp_path, space_file):
     summary, rep = run_study(other, space_file, trials=1, warm_start=(study / "results.jsonl",))
     assert any("5 records used" in n for n in rep.notes)
     assert len(rep.proposals[0][2]) == 5
+    # the warm start is remembered: resuming without --warm-start still learns from it
+    summary, rep = run_study(other, space_file, trials=2)
+    assert any("5 records used" in n for n in rep.notes)
 
 
 def test_until_converged_stops_early(tmp_path):
@@ -200,3 +203,18 @@ def test_until_converged_stops_early(tmp_path):
     summary, rep = run_study(tmp_path / "s", space, trials=30, until_converged=True)
     assert summary.stop_reason == "converged" and summary.completed < 30
     assert any("converged" in n for n in rep.notes)
+
+
+def test_reward_hacking_and_interrupted_trials_stay_out_of_the_surrogate(tmp_path, space_file):
+    from donkeyrl.bo import Optimizer
+    from donkeyrl.research import TrialRecord, load_space
+    from donkeyrl.research.study import tell_records
+    opt = Optimizer(load_space(space_file))
+    p = {"learning_rate": 1e-3, "n_steer": 5, "timesteps": 6000}
+    recs = [TrialRecord(1, p, "ok", objective=1.0),
+            TrialRecord(2, p, "ok", objective=99.0, reward_hacking=True),
+            TrialRecord(3, p, "interrupted"),
+            TrialRecord(4, p, "timeout"),
+            TrialRecord(5, {"other": 1}, "ok", objective=2.0)]
+    assert tell_records(opt, recs, "driving_score", "test") == (2, 1)
+    assert opt.n_observations == 2 and opt.n_usable == 1

@@ -83,6 +83,7 @@ class Controller:
         else:
             self.space = default_space(config.agent, config.min_timesteps, config.max_timesteps)
         self.records: list[TrialRecord] = []
+        self.warm_start: list[Path] = list(config.warm_start)
         self.champion: TrialRecord | None = None
         self.running: dict[int, TrialProcess] = {}
         self.stop_reason = ""
@@ -120,16 +121,19 @@ class Controller:
                        f"recorded as {rec.run_status}")
         self.champion = fold_champion(self.records)
         self._note(self.store.ensure(self.champion))
-        for w in write_study_json(self.paths, {"agent": self.cfg.agent, "objective":
-                                                self.cfg.objective, "space": self.space.to_dict(),
-                                                "trial_command": self.cfg.trial_command}):
+        info = {"agent": self.cfg.agent, "objective": self.cfg.objective,
+                "space": self.space.to_dict(), "trial_command": self.cfg.trial_command}
+        warnings, files = write_study_json(self.paths, info,
+                                           [str(Path(p).resolve()) for p in self.cfg.warm_start])
+        for w in warnings:
             self._note(f"warning: {w}")
+        self.warm_start = [Path(f) for f in files]
         return len(read.problems)
 
     def _make_optimizer(self, next_trial: int) -> Optimizer:
         opt = Optimizer(self.space, kappa=self.cfg.explore, n_initial=self.cfg.n_initial,
                         seed=self.cfg.seed + next_trial)
-        for path in self.cfg.warm_start:
+        for path in self.warm_start:
             if not Path(path).is_file():
                 raise StudyError(f"--warm-start file {path} does not exist")
             read = Journal(path).read()

@@ -2,8 +2,8 @@
 
 A PID alone is not an identity (PIDs are reused), so records keep the PID together with the
 process start time (``/proc/<pid>/stat`` field 22, clock ticks since boot) and the command line;
-a process is "the same" only if both still match. On systems without ``/proc`` the start time
-is unknown and only the PID can be checked.
+a process is "the same" only if its start time still matches (or, when the start time is
+unknown, its command line). On systems without ``/proc`` only the PID can be checked.
 """
 
 from __future__ import annotations
@@ -61,12 +61,17 @@ def pid_alive(pid: int) -> bool:
 
 
 def same_process(pid: int, started: int | None, argv: list[str] | None = None) -> bool:
-    """True if ``pid`` is alive and still the process recorded with ``started`` and ``argv``."""
+    """True if ``pid`` is alive and still the process recorded with ``started`` / ``argv``.
+
+    The start time decides when both are known (PID + start tick is unique in practice, and
+    unlike the command line it does not change at ``exec`` or through wrapper scripts); the
+    command line is compared only when the start time is unknown.
+    """
     if not pid_alive(pid):
         return False
     now = start_time(pid)
-    if started is not None and now is not None and now != started:
-        return False
+    if started is not None and now is not None:
+        return now == started
     if argv is not None:
         current = cmdline(pid)
         if current is not None and current != list(argv):

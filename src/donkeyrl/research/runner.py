@@ -129,7 +129,11 @@ class TrialProcess:
                 "start_time": start_time(self.pid), "argv": spec.argv, "params": spec.params,
                 "seed": spec.seed, "started_at": now_iso(), "result_file": str(spec.result_file),
                 "log_file": str(spec.log_file), "model_dir": str(spec.model_dir)}
-        write_json_atomic(self.pid_file, info)
+        try:
+            write_json_atomic(self.pid_file, info)
+        except OSError:  # an untracked trial must not outlive this failure (e.g. disk full)
+            self.kill("crashed", "cannot write the PID file")
+            raise
         log.debug("trial %d started: pid %d, %s", spec.trial, self.pid, shlex.join(spec.argv))
 
     @property
@@ -185,8 +189,8 @@ def read_pid_files(pid_dir: Path) -> list[dict[str, Any]]:
 def reap_leftover(info: dict[str, Any], grace: float = 3.0) -> str:
     """Kill what is left of a trial recorded in a PID file; returns what was done.
 
-    The group is killed only if its leader is provably the recorded process (same PID, start
-    time and command line), or if the leader is gone but the group still has members (a
+    The group is killed only if its leader is provably the recorded process (same PID and
+    start time, see procs.same_process), or if the leader is gone but the group still has members (a
     process-group ID cannot be reused while the group exists).
     """
     pid, pgid = int(info["pid"]), int(info["pgid"])

@@ -84,17 +84,28 @@ class StudyLog:
             log.error("cannot write %s: %s", self.path, exc)
 
 
-def write_study_json(paths: StudyPaths, info: dict[str, Any]) -> list[str]:
-    """Create study.json, or compare with it; returns warnings about changed settings."""
-    if not paths.study_json.exists():
-        write_json_atomic(paths.study_json, {"created_at": now_iso(), **info})
-        return []
-    try:
-        old = json.loads(paths.study_json.read_text())
-    except (OSError, ValueError) as exc:
-        return [f"cannot read {paths.study_json}: {exc}"]
-    return [f"{key} changed since the study was created: was {old.get(key)!r}, now {info[key]!r}"
-            for key in ("objective", "space", "agent") if key in old and old[key] != info[key]]
+def write_study_json(paths: StudyPaths, info: dict[str, Any],
+                     warm_start: list[str]) -> tuple[list[str], list[str]]:
+    """Create or update study.json; returns (warnings about changed settings, warm starts).
+
+    Warm-start files are remembered, so a resumed study learns from them even when the
+    command line no longer names them: the returned list is the union of both, in order.
+    """
+    old: dict[str, Any] = {}
+    warnings: list[str] = []
+    if paths.study_json.exists():
+        try:
+            old = json.loads(paths.study_json.read_text())
+        except (OSError, ValueError) as exc:
+            warnings.append(f"cannot read {paths.study_json}: {exc}")
+    warnings += [f"{key} changed since the study was created: was {old.get(key)!r}, now "
+                 f"{info[key]!r}" for key in ("objective", "space", "agent")
+                 if key in old and old[key] != info[key]]
+    files = list(dict.fromkeys([*old.get("warm_start", []), *warm_start]))
+    if not old or files != old.get("warm_start", []):
+        base = old or {"created_at": now_iso(), **info}
+        write_json_atomic(paths.study_json, {**base, "warm_start": files})
+    return warnings, files
 
 
 def recover_running(paths: StudyPaths, journal: Journal, known: set[int], *, objective: str,
