@@ -217,13 +217,8 @@ class Simulator:
         if self.renderer is None:
             raise RuntimeError("this simulator was created without a camera")
         st = self.state
-        if any(a is not None for a in self.appearances):
-            frames = [self.render(i) for i in range(self.n_cars)]
-            if out is None:
-                return np.stack(frames)
-            out[:] = frames
-            return out
-        return self.renderer.render_batch(st[:, ph.S_X], st[:, ph.S_Z], st[:, ph.S_YAW], out=out)
+        return self.renderer.render_batch(st[:, ph.S_X], st[:, ph.S_Z], st[:, ph.S_YAW], out=out,
+                                          appearances=self.appearances)
 
     def telemetry(self, car: int = 0) -> Telemetry:
         """A snapshot of car ``car`` after the last step."""
