@@ -11,29 +11,25 @@ loop after every finished trial. Repeated on copies of the same optimizer with a
 optimizer given the same 300 observations at once (no previous fit: full hyperparameter
 optimisation from the prior), e.g. after a controller restart.
 
-BLAS threads default to 1 (OPENBLAS_NUM_THREADS): on this 2-core machine shared with
-training processes, multi-threaded BLAS on 300x300 matrices only adds contention.
+BLAS threads are left as the environment sets them: the optimizer itself limits BLAS to one
+thread while it works (threadpoolctl), because on this 2-core machine shared with training
+processes multi-threaded BLAS on 300x300 matrices made proposals 10-100x slower.
 
 Usage: python benchmarks/optimizer_latency.py [--n 300] [--repeats 15] [--json]
 """
 
 from __future__ import annotations
 
-import os
+import argparse
+import copy
+import json
+import logging
+import math
+import time
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+import numpy as np
 
-import argparse  # noqa: E402
-import copy  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-import math  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from donkeyrl.bo import Optimizer, SearchSpace  # noqa: E402
+from donkeyrl.bo import Optimizer, SearchSpace
 
 SPACE = {
     "n_steer": {"type": "int", "low": 3, "high": 9},

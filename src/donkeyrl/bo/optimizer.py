@@ -29,10 +29,12 @@ Rules (the controller relies on them):
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 import numpy as np
 
@@ -44,6 +46,35 @@ from .warping import OutputTransform, fit_output_transform
 __all__ = ["Optimizer", "Candidate", "Convergence", "Recommendation"]
 
 log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+try:  # single-threaded BLAS while the optimizer works (see _single_threaded_blas)
+    from threadpoolctl import ThreadpoolController
+
+    _THREADPOOLS: Any = ThreadpoolController()
+except ImportError:  # pragma: no cover - optional at runtime, listed in the dependencies
+    _THREADPOOLS = None
+
+
+def _single_threaded_blas(fn: F) -> F:
+    """Run ``fn`` with BLAS limited to one thread.
+
+    The matrices here are at most a few hundred rows: multi-threaded OpenBLAS gains nothing
+    and, on a 2-core machine shared with training processes, its spinning threads made a
+    300-observation proposal take 0.6 s median and 5.7 s at the 90th percentile instead of
+    about 50 ms (benchmarks/optimizer_latency.py with OPENBLAS_NUM_THREADS=2).
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = (_THREADPOOLS.limit(limits=1, user_api="blas") if _THREADPOOLS is not None
+               else contextlib.nullcontext())
+        with ctx:
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
 
 CONVERGENCE_KAPPA = 2.0
 """Width (in posterior standard deviations) of the bounds used by ``converged()``."""
@@ -241,6 +272,7 @@ class Optimizer:
         """One proposal; ``pending`` are the params of trials still running."""
         return self.ask_batch(1, pending)[0]
 
+    @_single_threaded_blas
     def ask_batch(self, n: int, pending: Sequence[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
         """``n`` distinct proposals for parallel workers (GP-BUCB over ``pending`` + earlier ones)."""
         if n < 1:
@@ -302,6 +334,7 @@ class Optimizer:
         return X[0]
 
     # --- reporting ----------------------------------------------------------------------------
+    @_single_threaded_blas
     def recommend(self) -> Recommendation | None:
         """Best evaluated successful point by posterior mean (None if no successful trial)."""
         ok = [t for t in self._trials if t.ok]
@@ -324,6 +357,7 @@ class Optimizer:
         return Recommendation(self.space.decode(pts[i]), float(tf.inverse(m[i])),
                               float(tf.std_inverse(m[i], s[i])), float(vals[i]))
 
+    @_single_threaded_blas
     def converged(self) -> Convergence:
         """Convergence test (see the module docstring); never raises for lack of data."""
         need = max(self.n_initial + 1, 5)
