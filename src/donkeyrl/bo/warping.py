@@ -11,7 +11,6 @@ Notation: y raw rewards (n,); s = (y - mu) / sd; w = YJ_lam(s); z = (w - mu_w) /
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 
 import numpy as np
