@@ -69,3 +69,13 @@ def test_cli_runs_a_study_and_prints_progress(capsys, tmp_path, space_file):
     assert recs[0].used_params["n_throttle"] == 2  # --train-arg reached the trial
     assert recs[0].used_params["seed"] == 11 and recs[0].used_params["eval_episodes"] == 5
     assert recs[0].used_params["n_steer"] == recs[0].params["n_steer"]  # searched -> flag
+
+
+def test_console_escapes_markup_in_messages(capsys):
+    from donkeyrl.cli.research import ConsoleReporter
+    from donkeyrl.research import Progress, TrialRecord
+    rec = TrialRecord(3, {"track": ["a"]}, "crashed", message="[Errno 28] [bold]x[/] boom")
+    ConsoleReporter().finished(rec, Progress(3, 5, 0, 1.0, 2.0, None))
+    ConsoleReporter().note("[/] odd")
+    out = capsys.readouterr().out
+    assert "[Errno 28] [bold]x[/] boom" in out and "[/] odd" in out

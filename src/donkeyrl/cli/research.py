@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from rich.markup import escape
+
 from donkeyrl.cli.common import (CLIError, non_negative_float, non_negative_int, positive_float,
                                  positive_int)
 
@@ -151,7 +153,7 @@ class ConsoleReporter:
         self.console.print(text)
 
     def note(self, message: str) -> None:
-        self._p(f"[dim]{message}[/dim]")
+        self._p(f"[dim]{escape(message)}[/dim]")
 
     def proposal(self, trial: int, params: dict[str, Any], candidates: Sequence[Any]) -> None:
         self._p(f"trial {trial}: proposal {_fmt_params(params)}" +
@@ -173,7 +175,8 @@ class ConsoleReporter:
                 f"in {record.elapsed_sec:.1f}s | elapsed {_hms(progress.elapsed_sec)} "
                 f"ETA {_hms(progress.eta_sec)} | {best}"
                 + (" [bold yellow]NEW CHAMPION[/bold yellow]" if record.champion else "")
-                + (f"\n  [red]{record.message}[/red]" if record.run_status != "ok" else ""))
+                + (f"\n  [red]{escape(record.message)}[/red]" if record.run_status != "ok"
+                   else ""))
         if champ:
             self._p(f"  champion: trial {champ.trial} {champ.objective_name}="
                     f"{champ.objective:.4g} mean_reward={champ.mean_reward} "
@@ -181,8 +184,9 @@ class ConsoleReporter:
 
 
 def _fmt_params(params: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                    for k, v in params.items())
+    """Compact ``k=v`` list, markup-escaped (values may contain brackets)."""
+    return escape(" ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in params.items()))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -209,6 +213,6 @@ def run(args: argparse.Namespace) -> int:
     if champ:
         print(f"champion: trial {champ.trial} {champ.objective_name}={champ.objective:.4g} -> "
               f"{config.study_dir / 'models' / 'champion' / 'model.zip'}")
-    if summary.stop_reason.startswith("stopped by"):
-        return 130 if "SIGINT" in summary.stop_reason else 128 + int(signal.SIGTERM)
+    if summary.stop_reason.startswith("stopped by "):
+        return 128 + int(signal.Signals[summary.stop_reason.split()[-1]])
     return 0

@@ -12,7 +12,8 @@ One thread, one event loop. Trials are subprocesses (runner.py) polled every
    parallel proposals differ; the top-5 candidates (mean, std, UCB) are logged. After a trial
    ends: record (append + fsync), update the champion, tell the optimizer, publish every
    ``--push-every`` trials, wait ``cooldown`` before the next launch.
-3. Stop on ``trials`` reached, convergence (``until_converged``), SIGINT/SIGTERM, or a journal
+3. Stop on ``trials`` reached, convergence (``until_converged``), SIGINT/SIGTERM/SIGHUP (unless
+   ignored, as under nohup), or a journal
    write failure. On every exit path running trials' process groups are killed and reaped and
    recorded as ``interrupted`` (when the journal is writable), so no child is left behind.
 """
@@ -101,7 +102,11 @@ class Controller:
                              f"{exc.strerror or exc}") from exc
         lock = StudyLock(self.paths.root)
         lock.acquire()
-        return lock, self._replay()
+        try:
+            return lock, self._replay()
+        except BaseException:
+            lock.release()
+            raise
 
     def _note(self, text: str) -> None:
         self.reporter.note(text)
@@ -260,7 +265,9 @@ class Controller:
         lock, problems = self._open()
         handlers: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                if sig == signal.SIGHUP and signal.getsignal(sig) == signal.SIG_IGN:
+                    continue  # started under nohup: keep ignoring hangups
                 handlers[sig] = signal.signal(sig, self._on_signal)
         try:
             self._loop()
@@ -313,13 +320,15 @@ class Controller:
     def _shutdown(self) -> None:
         """Kill and record running trials, publish once more; never leaves a child behind."""
         reason = self.stop_reason or "controller error"
-        for trial, tp in list(self.running.items()):
-            fin = tp.kill("interrupted", f"{reason} while the trial ran")
+        # kill everything first, so that no failure while recording can leave a child behind
+        killed = [(tp, tp.kill("interrupted", f"{reason} while the trial ran"))
+                  for tp in list(self.running.values())]
+        for tp, fin in killed:
             try:
                 self._record(tp.spec, fin)
-            except StudyError as exc:  # journal unwritable: the PID file stays for recovery
-                log.error("trial %d not recorded: %s", trial, exc)
-                self.running.pop(trial, None)
+            except Exception as exc:  # noqa: BLE001 - the PID file stays for the next start
+                log.error("trial %d not recorded: %s", tp.spec.trial, exc)
+                self.running.pop(tp.spec.trial, None)
         if self._new_records and self.publisher.enabled:
             self.publisher.publish(self._commit_message())
         self._note(f"controller stopped: {reason}; {self.completed}/{self.cfg.trials} trials, "
