@@ -40,6 +40,7 @@ class DonkeyVecEnv(VecEnv):
         obs_space = spaces.Box(0, 255, (self.camera.height, self.camera.width, c), np.uint8)
         act_space = spaces.Box(np.array([-steer_limit, throttle_min], np.float32),
                                np.array([steer_limit, throttle_max], np.float32), dtype=np.float32)
+        self.render_mode = None  # read by VecEnv.__init__ (via get_attr); no rendering here
         super().__init__(n_envs, obs_space, act_space)
         self.max_steps = self.limits.max_steps or auto_max_steps(self.sim.track.length)
         self.watchdogs = [ProgressWatchdog(self.limits.stuck_steps, self.limits.stuck_progress)
