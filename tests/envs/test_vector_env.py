@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from stable_baselines3.common.vec_env import VecEnv
@@ -30,6 +32,13 @@ def test_shapes_and_types() -> None:
     assert all(i["track"] == "generated_track" for i in infos)
     grey = DonkeyVecEnv(2, "oval", camera=CameraConfig(width=40, height=30, grey=True))
     assert grey.reset().shape == (2, 30, 40, 1)
+
+
+def test_construction_is_warning_free() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. SB3's "render_mode attribute is not defined"
+        venv = DonkeyVecEnv(2, "oval", camera=CAM)
+    assert venv.render_mode is None
 
 
 def test_bad_actions_and_arguments_raise() -> None:
