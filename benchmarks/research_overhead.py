@@ -1,0 +1,57 @@
+"""Controller overhead of `donkeyrl research` per trial, with instant fake trials.
+
+Runs a study of --trials trials of tests/research/fake_trial.py (a trial is ~50 ms of Python
+start-up) with --cooldown 0 on the default search space of --agent, and reports the wall time
+per trial over the first and the last 10 trials (proposal + launch + record + champion), plus
+the processes left behind (must be 0). Usage:
+
+    .venv/bin/python benchmarks/research_overhead.py --trials 100 --agent ppo [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from donkeyrl.research import Controller, Journal, LogReporter, StudyConfig
+from donkeyrl.research.procs import group_alive
+
+FAKE = Path(__file__).resolve().parents[1] / "tests" / "research" / "fake_trial.py"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--trials", type=int, default=100, help="trials in the study")
+    p.add_argument("--agent", default="ppo", help="agent whose default space is searched")
+    p.add_argument("--workers", type=int, default=1, help="parallel trials")
+    p.add_argument("--json", action="store_true", help="print one JSON line")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        study = Path(tmp) / "study"
+        cfg = StudyConfig(study_dir=study, trials=args.trials, agent=args.agent, cooldown=0.0,
+                          workers=args.workers, poll_interval=0.01,
+                          trial_command=f"{sys.executable} {FAKE}")
+        t0 = time.perf_counter()
+        Controller(cfg, LogReporter()).run()
+        wall = time.perf_counter() - t0
+        recs = Journal(study / "results.jsonl").read().records
+        stamps = [dt.datetime.fromisoformat(r.timestamp).timestamp() for r in recs]
+        first = (stamps[9] - stamps[0]) / 9 if len(stamps) >= 10 else float("nan")
+        last = (stamps[-1] - stamps[-10]) / 9 if len(stamps) >= 10 else float("nan")
+        leftovers = sum(group_alive(r.metrics["pgid"]) for r in recs)
+        out = {"trials": len(recs), "agent": args.agent, "workers": args.workers,
+               "wall_s": round(wall, 2), "s_per_trial_first10": round(first, 3),
+               "s_per_trial_last10": round(last, 3), "leftover_groups": leftovers,
+               "load": os.getloadavg()[0]}
+    print(json.dumps(out) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
