@@ -63,6 +63,8 @@ def register(subparsers: Any) -> None:
     h.add_argument("--n-envs", type=positive_int, help="parallel environments")
     h.add_argument("--vec-env", choices=("dummy", "subproc"), default="dummy",
                    help="vectorisation: one process (dummy, default) or one per env (subproc)")
+    h.add_argument("--torch-threads", type=positive_int, default=1,
+                   help="torch intra-op threads (default: 1, measured fastest on a shared 2-core CPU)")
     h.add_argument("--buffer-size", type=positive_int, help="DQN/SAC replay buffer size")
     h.add_argument("--learning-starts", type=non_negative_int, help="DQN/SAC steps before learning")
     h.add_argument("--train-freq", type=positive_int, help="DQN/SAC env steps between updates")

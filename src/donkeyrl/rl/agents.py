@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import torch
 from stable_baselines3 import DQN, PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
@@ -51,7 +52,11 @@ def agent_kwargs(cfg: TrialConfig) -> dict[str, Any]:
 
 
 def build_agent(cfg: TrialConfig, env: VecEnv, verbose: int = 0) -> BaseAlgorithm:
-    """A fresh model for ``cfg.agent`` on ``env`` (which must carry the matching action space)."""
+    """A fresh model for ``cfg.agent`` on ``env`` (which must carry the matching action space).
+
+    Sets torch's (process-wide) intra-op thread count to ``cfg.torch_threads``.
+    """
+    torch.set_num_threads(cfg.torch_threads)
     algo = ALGORITHMS[cfg.agent]
     kwargs = agent_kwargs(cfg)
     log.info("building %s with %s", cfg.agent, {k: v for k, v in kwargs.items() if k != "policy_kwargs"})
