@@ -218,3 +218,14 @@ def test_reward_hacking_and_interrupted_trials_stay_out_of_the_surrogate(tmp_pat
             TrialRecord(5, {"other": 1}, "ok", objective=2.0)]
     assert tell_records(opt, recs, "driving_score", "test") == (2, 1)
     assert opt.n_observations == 2 and opt.n_usable == 1
+
+
+def test_searched_param_that_never_reaches_the_trainer_is_flagged(tmp_path):
+    space = tmp_path / "s.json"
+    space.write_text(json.dumps({"n_steer": {"type": "int", "low": 3, "high": 9},
+                                 "gamma": {"type": "fixed", "value": 0.5}}))
+    # the fake trainer reports the gamma it parsed; make it ignore the flag by overriding it
+    run_study(tmp_path / "s", space, trials=1, extra_args=("--gamma", "0.9"))
+    (rec,) = records(tmp_path / "s")
+    assert rec.run_status == "ok"
+    assert "searched parameters not applied: gamma: searched 0.5, trainer used 0.9" in rec.message

@@ -120,3 +120,18 @@ def test_champion_store_install_and_repair(tmp_path):
     store.model.write_bytes(b"tampered")
     assert "restored" in store.ensure(r2) and store.model.read_bytes() == b"two"
     assert not list(store.dir.glob(".*tmp*"))
+
+
+def test_single_episode_noise_is_unknown(tmp_path):
+    r = good(tmp_path, episode_rewards=[100.0], std_reward=0.0)
+    assert objective_noise(r, "mean_reward", 100.0) is None
+
+
+def test_searched_params_must_reach_the_trainer():
+    from donkeyrl.research.result import unused_params
+    searched = {"learning_rate": 3e-4, "n_steer": 5, "actions": "discrete"}
+    assert unused_params(searched, {"learning_rate": 3e-4, "n_steer": 5,
+                                    "actions": "discrete", "gamma": 0.99}) == []
+    assert unused_params(searched, {"learning_rate": 1e-3, "n_steer": 5}) == [
+        "learning_rate: searched 0.0003, trainer used 0.001",
+        "actions not reported by the trainer"]

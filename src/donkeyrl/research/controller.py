@@ -36,7 +36,7 @@ from .journal import Journal, JournalWriteError
 from .lock import StudyLock
 from .publish import Publisher
 from .records import TrialRecord
-from .result import parse_outcome
+from .result import parse_outcome, unused_params
 from .runner import Finished, TrialProcess, TrialSpec
 from .space import default_space, load_space
 from .study import (StudyLog, StudyPaths, ensure_writable, recover_running, tell_records,
@@ -198,6 +198,13 @@ class Controller:
         parsed = parse_outcome(spec.result_file, fin.exit_code, objective=self.cfg.objective,
                                cwd=self.cwd, log_file=spec.log_file, killed=fin.killed,
                                kill_message=fin.kill_message)
+        if parsed.used_params:
+            unused = unused_params(spec.params, parsed.used_params)
+            if unused:
+                log.warning("trial %d: searched parameters did not reach the trainer: %s",
+                            spec.trial, "; ".join(unused))
+                parsed.message = "; ".join(filter(None, [
+                    parsed.message, "searched parameters not applied: " + "; ".join(unused)]))
         rec = TrialRecord(
             trial=spec.trial, params=spec.params, run_status=parsed.run_status,
             message=parsed.message, objective_name=self.cfg.objective,

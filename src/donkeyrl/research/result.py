@@ -12,6 +12,11 @@ Noise given to the GP (standard error of the objective over the evaluation episo
 ``<objective>_std / sqrt(n)`` if the result file has that field; for ``mean_reward``
 ``std_reward / sqrt(n)``; otherwise ``std_reward`` rescaled to the objective's magnitude
 (same coefficient of variation, ``|objective| * std_reward / |mean_reward| / sqrt(n)``).
+With fewer than two episodes the noise is unknown (None), never zero.
+
+``unused_params`` guards against the previous system's worst bug (a searched learning rate that
+never reached the trainer): every searched parameter must come back, with the same value, in
+the ``params`` the trainer reports having used; a mismatch is noted in the record's message.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ParsedOutcome", "parse_outcome", "objective_noise", "log_tail"]
+__all__ = ["ParsedOutcome", "parse_outcome", "objective_noise", "log_tail", "unused_params"]
 
 _TOP_LEVEL = {"params", "mean_reward", "std_reward", "episode_rewards", "driving_score",
               "model_path", "elapsed_sec", "seed", "run_status", "message"}
@@ -85,7 +90,8 @@ def objective_noise(result: dict[str, Any], objective: str, value: float) -> flo
     if n is None:
         params = result.get("params") if isinstance(result.get("params"), dict) else {}
         n = params.get("eval_episodes") if isinstance(params.get("eval_episodes"), int) else 1
-    n = max(int(n), 1)
+    if int(n) < 2:  # the spread of a single episode is unknown, not zero
+        return None
     std = _num(result.get(f"{objective}_std"))
     if std is None:
         std_r, mean_r = _num(result.get("std_reward")), _num(result.get("mean_reward"))
@@ -172,4 +178,19 @@ def parse_outcome(result_file: Path, exit_code: int | None, *, objective: str,
         out.message = str(data.get("message") or "")
     if out.objective is not None and math.isfinite(out.objective):
         out.noise = objective_noise(data, objective, out.objective)
+    return out
+
+
+def unused_params(searched: dict[str, Any], used: dict[str, Any]) -> list[str]:
+    """Searched parameters missing from, or different in, the trainer's reported params."""
+    out = []
+    for name, value in searched.items():
+        if name not in used:
+            out.append(f"{name} not reported by the trainer")
+            continue
+        got = used[name]
+        same = (math.isclose(float(got), float(value), rel_tol=1e-9)
+                if _num(got) is not None and _num(value) is not None else got == value)
+        if not same:
+            out.append(f"{name}: searched {value!r}, trainer used {got!r}")
     return out

@@ -15,6 +15,11 @@ ent_coef   ppo: float, log, [1e-4, 0.05]          -
 batch_size ppo: 32, 64, 128; dqn: 32, 64, 128     64, 128, 256
 ========== ===================================== ===================================
 
+PPO is searched on the discrete (n_steer x n_throttle) action grid (``actions`` fixed to
+``discrete``), so that the discretisation parameters reach the trainer; for continuous PPO pass
+a search space file with ``"actions": {"type": "fixed", "value": "continuous"}`` and no
+n_steer / n_throttle.
+
 Why these: the previous system found the learning rate and the discretisation (n_steer: 3 bins
 drove more decisively than 4) to matter most; timesteps trade trial time for quality; gamma,
 batch size and PPO's rollout length / entropy bonus are the key agent knobs.
@@ -50,6 +55,7 @@ _DISCRETE: dict[str, dict[str, Any]] = {
 }
 _AGENT: dict[str, dict[str, dict[str, Any]]] = {
     "ppo": {
+        "actions": {"type": "fixed", "value": "discrete"},
         **_DISCRETE,
         "n_steps": {"type": "categorical", "choices": [64, 128, 256, 512]},
         "ent_coef": {"type": "float", "low": 1e-4, "high": 0.05, "log": True},
