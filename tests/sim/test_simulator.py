@@ -53,11 +53,11 @@ def test_reset_puts_the_car_behind_the_start_line_at_rest(loop: Track) -> None:
     start = loop.point_at(-SimConfig().start_behind)
     assert (t.x, t.z) == pytest.approx(tuple(start), abs=1e-9)
     assert t.speed == 0.0 and t.progress == 0.0 and t.lap_count == 0 and t.time == 0.0
-    assert abs(t.cte) < 1e-6 and abs(t.heading_error) < 0.02
+    assert abs(t.cte) < 1e-6 and abs(t.heading_error) < 1e-9
     assert loop.project(t.x, t.z).s == pytest.approx(loop.length - 1.0, abs=1e-6)
     sim.reset(0, lateral=0.4, yaw_offset=0.1)
     t = sim.telemetry(0)
-    assert t.cte == pytest.approx(0.4) and t.heading_error == pytest.approx(0.1, abs=0.02)
+    assert t.cte == pytest.approx(0.4) and t.heading_error == pytest.approx(0.1, abs=1e-9)
     assert loop.project(t.x, t.z).lateral == pytest.approx(0.4, abs=1e-3)
 
 
