@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import signal
-import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -28,7 +27,12 @@ study directory: results.jsonl (one record per trial, append-only), study.log (r
   manifest.json}. Re-run the same command to resume after a crash or Ctrl-C.
 
 Trials flagged by the trainer as reward hacking are recorded but kept out of the surrogate
-model and never become champion.
+model and never become champion. A searched parameter that the trainer does not report back
+with the same value is noted in the trial's message (and logged as a warning).
+
+exit codes: 0 done (trials reached or converged), 2 bad arguments, 3 study dir locked by
+another controller, 4 study dir unwritable / disk full (records intact), 128+N stopped by
+signal N (130 Ctrl-C, 143 SIGTERM) after killing and recording the running trials.
 """
 
 

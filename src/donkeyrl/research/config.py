@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Sequence
@@ -114,7 +115,6 @@ class LogReporter:
     """Reporter that only logs (the default of library callers)."""
 
     def __init__(self) -> None:
-        import logging
         self.log = logging.getLogger("donkeyrl.research")
 
     def note(self, message: str) -> None:

@@ -27,7 +27,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -203,8 +203,3 @@ def reap_leftover(info: dict[str, Any], grace: float = 3.0) -> str:
     if pid_alive(pid):
         return f"pid {pid} of trial {info['trial']} now belongs to another process: left alone"
     return f"trial {info['trial']} (pid {pid}) is no longer running"
-
-
-def spec_dict(spec: TrialSpec) -> dict[str, Any]:
-    """JSON-friendly view of a spec (for logs)."""
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(spec).items()}
