@@ -183,7 +183,7 @@ class ConsoleReporter:
                    else ""))
         if champ:
             self._p(f"  champion: trial {champ.trial} {champ.objective_name}="
-                    f"{champ.objective:.4g} mean_reward={champ.mean_reward} "
+                    f"{champ.objective:.4g} mean_reward={_num(champ.mean_reward)} "
                     f"{_fmt_params(champ.params)}")
 
 
@@ -191,6 +191,22 @@ def _fmt_params(params: dict[str, Any]) -> str:
     """Compact ``k=v`` list, markup-escaped (values may contain brackets)."""
     return escape(" ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                     for k, v in params.items()))
+
+
+def _num(value: Any) -> str:
+    """A number with 4 significant digits, or '-' when missing."""
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _champion_metrics(champ: Any) -> str:
+    """The champion's driving metrics on its evaluation episodes, in one readable line."""
+    m = champ.metrics or {}
+    best = m.get("best_lap_time")
+    return (f"mean_reward {_num(champ.mean_reward)} +/- {_num(champ.std_reward)}, "
+            f"laps per episode {_num(m.get('laps'))}, best lap "
+            f"{'-' if best is None else f'{best:.2f} s'}, completion {_num(m.get('completion'))}, "
+            f"mean |cte| {_num(m.get('mean_abs_cte'))}, mean speed {_num(m.get('mean_speed'))}, "
+            f"hacking flag {m.get('reward_hacking_flag', '-')}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -217,6 +233,7 @@ def run(args: argparse.Namespace) -> int:
     if champ:
         print(f"champion: trial {champ.trial} {champ.objective_name}={champ.objective:.4g} -> "
               f"{config.study_dir / 'models' / 'champion' / 'model.zip'}")
+        print(f"champion metrics: {_champion_metrics(champ)}")
     if summary.stop_reason.startswith("stopped by "):
         return 128 + int(signal.Signals[summary.stop_reason.split()[-1]])
     return 0
