@@ -118,3 +118,12 @@ class _no_raise:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_expert_lap_time_for_comparison():
+    from donkeyrl.rl.evaluate import expert_lap_time
+
+    lap = expert_lap_time("oval")
+    assert lap is not None and 3.0 < lap < 60.0
+    assert expert_lap_time("generated_road") is None  # open road: no laps
+    assert expert_lap_time("no-such-track") is None  # never fails an evaluation

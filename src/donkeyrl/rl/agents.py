@@ -25,7 +25,7 @@ ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "dqn": DQN, "sac": SAC
 #: Hyperparameters that each agent accepts; the rest of the None-able fields do not apply to it.
 AGENT_DEFAULTS: dict[str, dict[str, Any]] = {
     "ppo": dict(learning_rate=3e-4, gamma=0.99, n_steps=256, batch_size=256, n_epochs=5,
-                gae_lambda=0.95, clip_range=0.2, ent_coef=0.0, n_envs=4),
+                gae_lambda=0.95, clip_range=0.2, ent_coef=0.0, n_envs=8),
     "dqn": dict(learning_rate=1e-3, gamma=0.99, batch_size=64, n_envs=4, buffer_size=20_000,
                 learning_starts=1000, train_freq=4, gradient_steps=1, exploration_fraction=0.3,
                 exploration_final_eps=0.05, target_update_interval=1000),
