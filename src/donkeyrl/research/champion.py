@@ -55,6 +55,19 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+#: Files beside a trial's model.zip copied along with it (the trainer's env/wrapper config).
+SIDECAR_FILES = ("trial_config.json",)
+
+
+def _copy_atomic(src: Path, dst: Path) -> None:
+    """Copy ``src`` to ``dst`` via a temporary file, fsync and rename: never a half file."""
+    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
+    shutil.copyfile(src, tmp)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, dst)
+
+
 class ChampionStore:
     """``<study>/models/champion/{model.zip,manifest.json}``."""
 
@@ -80,11 +93,12 @@ class ChampionStore:
         """Copy the record's model in atomically, then write the manifest atomically."""
         src = self._source(record)
         self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.dir / f".model.zip.tmp-{os.getpid()}"
-        shutil.copyfile(src, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.model)
+        # The files beside model.zip that rebuild its env and wrappers (``donkeyrl evaluate``
+        # needs them to demonstrate the champion without retraining) come along first.
+        for name in SIDECAR_FILES:
+            if (src.parent / name).is_file():
+                _copy_atomic(src.parent / name, self.dir / name)
+        _copy_atomic(src, self.model)
         manifest = {
             "trial": record.trial, "timestamp": record.timestamp, "installed_at": now_iso(),
             "params": record.params, "mean_reward": record.mean_reward,
