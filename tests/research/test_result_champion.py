@@ -122,6 +122,18 @@ def test_champion_store_install_and_repair(tmp_path):
     assert not list(store.dir.glob(".*tmp*"))
 
 
+def test_champion_carries_the_trial_config_needed_to_rebuild_its_env(tmp_path):
+    trial = tmp_path / "models" / "trial-3"
+    trial.mkdir(parents=True)
+    (trial / "model.zip").write_bytes(b"three")
+    (trial / "trial_config.json").write_text('{"agent": "ppo"}')
+    store = ChampionStore(tmp_path)
+    store.install(TrialRecord(3, {}, "ok", objective=3.0, model_path="models/trial-3/model.zip"))
+    assert (store.dir / "trial_config.json").read_text() == '{"agent": "ppo"}'
+    assert store.model.read_bytes() == b"three"
+    assert not list(store.dir.glob(".*tmp*"))
+
+
 def test_single_episode_noise_is_unknown(tmp_path):
     r = good(tmp_path, episode_rewards=[100.0], std_reward=0.0)
     assert objective_noise(r, "mean_reward", 100.0) is None
