@@ -42,7 +42,7 @@ from donkeyrl.donkey import protocol as P
 from donkeyrl.donkey.client import ClientConfig, SimClient, SimTimeout
 from donkeyrl.donkey.launcher import SimLauncher
 from donkeyrl.envs.common import (EpisodeLimits, ProgressWatchdog, auto_max_steps, classify_step,
-                                  donkey_reward)
+                                  donkey_reward, validate_action)
 from donkeyrl.sim.camera import CameraConfig
 from donkeyrl.sim.track import Track, TrackError
 
@@ -234,12 +234,7 @@ class DonkeySimEnv(gym.Env):
             raise SimTimeout(f"{exc} after a control (step_timeout={self.step_timeout:g})") from None
 
     def step(self, action):
-        a = np.asarray(action, dtype=np.float64)
-        if a.shape != (2,):
-            raise ValueError(f"action must have shape (2,) = (steering, throttle), got shape {a.shape}: {action!r}")
-        if not np.all(np.isfinite(a)):
-            raise ValueError(f"action must be finite, got {a.tolist()}")
-        act = np.clip(a, self.action_space.low, self.action_space.high)
+        act = validate_action(action, self.action_space.low, self.action_space.high)
         _, tel = self._exchange(P.Control(float(act[0]), float(act[1]), 0.0))
         ep = self._ep
         ep["steps"] += 1

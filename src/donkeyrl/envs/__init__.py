@@ -17,21 +17,10 @@ import gymnasium as gym
 
 from donkeyrl.envs.common import EpisodeLimits
 from donkeyrl.sim.camera import CameraConfig
+from donkeyrl.sim.tracks import ENV_IDS
 
-#: The gym-donkeycar env ids and the scene each one loads (protocol doc, section 5).
-DONKEY_ENV_IDS: dict[str, str] = {
-    "donkey-generated-roads-v0": "generated_road",
-    "donkey-warehouse-v0": "warehouse",
-    "donkey-avc-sparkfun-v0": "sparkfun_avc",
-    "donkey-generated-track-v0": "generated_track",
-    "donkey-mountain-track-v0": "mountain_track",
-    "donkey-roboracingleague-track-v0": "roboracingleague_1",
-    "donkey-waveshare-v0": "waveshare",
-    "donkey-minimonaco-track-v0": "mini_monaco",
-    "donkey-warren-track-v0": "warren",
-    "donkey-thunderhill-track-v0": "thunderhill",
-    "donkey-circuit-launch-track-v0": "circuit_launch",
-}
+#: The gym-donkeycar env ids and the scene (catalogue track) each one loads (protocol doc, section 5).
+DONKEY_ENV_IDS: dict[str, str] = ENV_IDS
 
 SIMULATORS = ("embedded", "donkey")
 

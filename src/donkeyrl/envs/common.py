@@ -10,6 +10,9 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 #: 1 telemetry unit = 8 simulator units (the real simulator divides positions and speeds by 8).
 TELEMETRY_SCALE = 8.0
@@ -108,3 +111,17 @@ def classify_step(cte: float, hit: str, stuck: bool, end_of_road: bool, lap_coun
     if steps >= max_steps:
         return None, "step_limit"
     return None, None
+
+
+def validate_action(action: Any, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """The (steering, throttle) action as floats, clipped to [low, high].
+
+    Finite values outside the box are clipped (the DonkeyCar simulator clamps too); a wrong shape,
+    NaN or inf raises ValueError naming the value, since those are bugs in the caller.
+    """
+    a = np.asarray(action, dtype=np.float64)
+    if a.shape != (2,):
+        raise ValueError(f"action must have shape (2,) = (steering, throttle), got shape {a.shape}: {action!r}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"action must be finite, got {a.tolist()}")
+    return np.clip(a, low, high)

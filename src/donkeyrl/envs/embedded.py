@@ -11,7 +11,8 @@ import numpy as np
 from gymnasium import spaces
 
 from donkeyrl.envs.common import (TELEMETRY_SCALE, EpisodeLimits, ProgressWatchdog, auto_max_steps,
-                                  classify_step, donkey_reward, yaw_degrees)
+                                  classify_step, donkey_reward, validate_action,
+                                  yaw_degrees)
 from donkeyrl.sim.camera import Appearance, CameraConfig
 from donkeyrl.sim.simulator import SimConfig, Simulator, Telemetry
 from donkeyrl.sim.track import Track
@@ -124,12 +125,7 @@ class DonkeyEnv(gym.Env):
         return self._obs.copy(), telemetry_info(self.sim.telemetry(0), self.sim.track)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        a = np.asarray(action, dtype=np.float64)
-        if a.shape != (2,):
-            raise ValueError(f"action must have shape (2,) = (steering, throttle), got shape {a.shape}: {action!r}")
-        if not np.all(np.isfinite(a)):
-            raise ValueError(f"action must be finite, got {a.tolist()}")
-        a = np.clip(a, self.action_space.low, self.action_space.high)
+        a = validate_action(action, self.action_space.low, self.action_space.high)
         self.sim.step(a[0], a[1])
         self._steps += 1
         tel = self.sim.telemetry(0)
