@@ -13,45 +13,27 @@ class CLIError(Exception):
         self.exit_code = exit_code
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
-    return value
+def _number_type(parse: type, minimum: float, strict: bool) -> "argparse._ActionType":
+    """An argparse type: a finite ``parse`` (int or float) above ``minimum`` (``>`` if strict)."""
+    noun = "integer" if parse is int else "number"
+    bound = f"{'>' if strict else '>='} {minimum:g}"
+
+    def convert(text: str) -> float:
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an' if parse is int else 'a'} {noun}") from None
+        ok = value > minimum if strict else value >= minimum
+        if not ok or value == float("inf"):  # NaN fails both comparisons
+            raise argparse.ArgumentTypeError(f"{text} must be {'' if parse is int else 'a finite number '}{bound}")
+        return value
+
+    convert.__name__ = f"{parse.__name__} {bound}"
+    return convert
 
 
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a finite float > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} must be a finite number > 0")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    """argparse type: a finite float >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} must be a finite number >= 0")
-    return value
+#: argparse types naming the bad value: integers >= 1 / >= 0, finite floats > 0 / >= 0.
+positive_int = _number_type(int, 1, strict=False)
+non_negative_int = _number_type(int, 0, strict=False)
+positive_float = _number_type(float, 0, strict=True)
+non_negative_float = _number_type(float, 0, strict=False)
