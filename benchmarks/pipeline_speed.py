@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     for name in args.only or PIPELINES:
-        steps = args.steps if not name.startswith("raw") else min(args.steps, 512)
+        steps = args.steps if not name.startswith("raw") else min(args.steps, 1024)
         row = measure(name, steps)
         print(json.dumps(row) if args.json else
               f"{name:<36} env-only {row['env_only_steps_per_sec']:>6} steps/s   "

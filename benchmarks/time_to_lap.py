@@ -40,7 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {}
     for item in args.set:
         key, _, value = item.partition("=")
-        overrides[key] = json.loads(value) if value[:1] in "0123456789-[{tf\"n" else value
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
     cfg = TrialConfig(agent=args.agent, tracks=(args.track,), timesteps=args.max_steps, seed=args.seed,
                       eval_episodes=0, **overrides)
     holder: dict = {}

@@ -48,7 +48,7 @@ def test_circling_near_the_start_earns_no_progress_reward():
 
 
 def test_watchdog_ends_a_parked_car():
-    cfg = TrialConfig(reward="progress")
+    cfg = TrialConfig(reward="progress", throttle_min=0.0)
     env = build_env(cfg, seed=0)
     total, steps, info = _drive(env, [0.0, 0.0])
     assert info.get("truncated_reason") == "stuck" and steps <= 150 and abs(total) < 0.01

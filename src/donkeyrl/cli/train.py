@@ -91,7 +91,8 @@ def register(subparsers: Any) -> None:
     e.add_argument("--max-cte", type=positive_float, default=8.0,
                    help="episode ends beyond this |cte| (sim units, default: 8)")
     e.add_argument("--steer-limit", type=positive_float, default=1.0, help="steering limit (default: 1)")
-    e.add_argument("--throttle-min", type=_float, default=0.0, help="minimum throttle (default: 0)")
+    e.add_argument("--throttle-min", type=_float, default=0.2,
+                   help="minimum throttle, keeps the car moving (default: 0.2)")
     e.add_argument("--throttle-max", type=_float, default=1.0, help="maximum throttle (default: 1)")
     e.add_argument("--domain-randomization", action="store_true",
                    help="randomise appearance on every reset")

@@ -29,8 +29,8 @@ AGENT_DEFAULTS: dict[str, dict[str, Any]] = {
     "dqn": dict(learning_rate=1e-3, gamma=0.99, batch_size=64, n_envs=4, buffer_size=20_000,
                 learning_starts=1000, train_freq=4, gradient_steps=1, exploration_fraction=0.3,
                 exploration_final_eps=0.05, target_update_interval=1000),
-    "sac": dict(learning_rate=7.3e-4, gamma=0.99, batch_size=256, n_envs=2, buffer_size=20_000,
-                learning_starts=1000, train_freq=4, gradient_steps=2, tau=0.02, ent_coef="auto"),
+    "sac": dict(learning_rate=7.3e-4, gamma=0.99, batch_size=128, n_envs=2, buffer_size=20_000,
+                learning_starts=1000, train_freq=8, gradient_steps=1, tau=0.02, ent_coef="auto"),
 }
 
 

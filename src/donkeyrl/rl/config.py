@@ -53,8 +53,9 @@ class TrialConfig:
     """Episode ends when |cte| exceeds this (simulator units); also scales the centring term."""
     steer_limit: float = 1.0
     """Steering range is [-steer_limit, steer_limit]."""
-    throttle_min: float = 0.0
-    """Minimum throttle (a throttle clamp keeps the car moving)."""
+    throttle_min: float = 0.2
+    """Minimum throttle: a clamp that keeps the car moving (with 0, deterministic policies were
+    measured to stall at the standing start of some evaluation episodes)."""
     throttle_max: float = 1.0
     """Maximum throttle."""
     domain_randomization: bool = False
@@ -176,6 +177,8 @@ class TrialConfig:
             raise ValueError(f"n_envs must be >= 1, got {self.n_envs}")
         if self.learning_rate is not None and not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise ValueError(f"learning_rate must be a finite number > 0, got {self.learning_rate}")
+        if isinstance(self.ent_coef, str) and (self.agent != "sac" or not self.ent_coef.startswith("auto")):
+            raise ValueError(f"ent_coef {self.ent_coef!r}: only sac accepts 'auto'; use a number >= 0")
         if self.gamma is not None and not 0.0 < self.gamma <= 1.0:
             raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
 
