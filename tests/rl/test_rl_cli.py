@@ -44,6 +44,7 @@ def test_train_cli_tc005_and_evaluate_cli(tmp_path, patched, capsys):
         assert key in rows[0]
     assert rows[0]["generalisation_gap"] is None
     assert rows[1]["generalisation_gap"] == pytest.approx(rows[0]["mean_reward"] - rows[1]["mean_reward"])
+    assert rows[1]["driving_score_gap"] == pytest.approx(rows[0]["driving_score"] - rows[1]["driving_score"])
 
     code = main(["evaluate", "--model", str(tmp_path / "run"), "--track", "oval", "--episodes", "1"])
     assert code == 0 and "oval" in capsys.readouterr().out
