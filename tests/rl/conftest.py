@@ -108,6 +108,7 @@ def fake_factory():
 
     def factory(track: Any = "generated_track", **kwargs: Any) -> FakeDonkeyEnv:
         env = FakeDonkeyEnv(track, **kwargs)
+        env.make_kwargs = dict(kwargs, track=track)
         built.append(env)
         return env
 

@@ -120,3 +120,30 @@ def test_config_json_round_trip(tmp_path):
     cfg.save(tmp_path)
     assert TrialConfig.load(tmp_path) == cfg
     assert TrialConfig.load(tmp_path / "model.zip") == cfg
+
+
+def test_env_parameters_reach_make_env_and_the_wrappers(fake_factory):
+    from donkeyrl.rl.envbuild import build_env
+    from donkeyrl.rl.wrappers import MinLapTimeGuard, ProgressReward, SteeringRateLimit
+
+    factory, built = fake_factory
+    cfg = TrialConfig(tracks=("oval", "warren"), max_cte=5.0, steer_limit=0.8, throttle_min=0.3,
+                      throttle_max=0.9, domain_randomization=True, max_steps=77, steer_rate_limit=0.2,
+                      obs_width=40, obs_height=20, grey=False, crop_top=0.3, min_lap_time=4.0,
+                      crash_penalty=3.0)
+    env = build_env(cfg, seed=9, env_factory=factory)
+    kw = built[-1].make_kwargs
+    assert kw["track"] == ["oval", "warren"] and kw["seed"] == 9 and kw["max_cte"] == 5.0
+    assert kw["steer_limit"] == 0.8 and kw["throttle_min"] == 0.3 and kw["throttle_max"] == 0.9
+    assert kw["domain_randomization"] is True and kw["max_steps"] == 77
+    cam = kw["camera"]
+    assert (cam.width, cam.height, cam.grey, cam.crop_top) == (40, 20, False, 0.3)
+    chain, e = [], env
+    while hasattr(e, "env"):
+        chain.append(e)
+        e = e.env
+    by_type = {type(w): w for w in chain}
+    assert by_type[SteeringRateLimit].max_step == pytest.approx(0.2 * 1.6)
+    assert by_type[ProgressReward].max_cte == 5.0 and by_type[ProgressReward].crash_penalty == 3.0
+    assert by_type[MinLapTimeGuard].min_lap_time == 4.0
+    env.close()

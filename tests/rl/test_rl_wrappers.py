@@ -10,7 +10,8 @@ import pytest
 from gymnasium import spaces
 
 from donkeyrl.rl.wrappers import (DiscretizedAction, ImagePreprocess, MinLapTimeGuard,
-                                  ProgressReward, SpeedReward, ThrottleClamp, preprocess_image)
+                                  ProgressReward, SpeedReward, SteeringRateLimit, ThrottleClamp,
+                                  preprocess_image)
 
 from conftest import FakeDonkeyEnv
 
@@ -168,3 +169,19 @@ def test_preprocess_crops_resizes_and_greys():
     env = ImagePreprocess(FakeDonkeyEnv(), 64, 32, grey=False, crop_top=0.25)
     obs, _ = env.reset(seed=0)
     assert obs.shape == (32, 64, 3) and env.observation_space.contains(obs)
+
+
+def test_steering_rate_limit_smooths_steering():
+    base = FakeDonkeyEnv()
+    env = DiscretizedAction(SteeringRateLimit(base, 0.15), 5, 3)
+    env.reset(seed=0)
+    applied = []
+    for index in (14, 14, 0, 7):  # full right, full right, full left, centre
+        env.step(index)
+        applied.append(base.last_action[0])
+    assert applied == pytest.approx([0.3, 0.6, 0.3, 0.0], abs=1e-6)
+    env.reset(seed=0)
+    env.step(0)
+    assert base.last_action[0] == pytest.approx(-0.3)  # the limit restarts from 0 each episode
+    with pytest.raises(ValueError, match="steer_rate_limit"):
+        SteeringRateLimit(base, 0.0)

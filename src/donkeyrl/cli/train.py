@@ -96,6 +96,8 @@ def register(subparsers: Any) -> None:
     e.add_argument("--throttle-max", type=_float, default=1.0, help="maximum throttle (default: 1)")
     e.add_argument("--domain-randomization", action="store_true",
                    help="randomise appearance on every reset")
+    e.add_argument("--steer-rate-limit", type=positive_float,
+                   help="max steering change per step, fraction of the range, e.g. 0.15 (default: off)")
     e.add_argument("--max-steps", type=positive_int, help="episode step limit (default: from track length)")
     r = p.add_argument_group("reward")
     r.add_argument("--reward", choices=("donkey", "speed", "progress"), default="progress",

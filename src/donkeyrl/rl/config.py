@@ -60,6 +60,8 @@ class TrialConfig:
     """Maximum throttle."""
     domain_randomization: bool = False
     """Randomise appearance (lighting, colours) on every reset, for generalisation."""
+    steer_rate_limit: float | None = None
+    """Max steering change per step as a fraction of the steering range (e.g. 0.15); None = off."""
     max_steps: int | None = None
     """Episode step limit; None = the env's default from the track length."""
     # --- reward and guards
@@ -171,6 +173,8 @@ class TrialConfig:
             raise ValueError(f"throttle_min {self.throttle_min} > throttle_max {self.throttle_max}")
         if self.max_cte <= 0:
             raise ValueError(f"max_cte must be > 0, got {self.max_cte}")
+        if self.steer_rate_limit is not None and not 0.0 < self.steer_rate_limit <= 1.0:
+            raise ValueError(f"steer_rate_limit must be in (0, 1], got {self.steer_rate_limit}")
         if self.torch_threads < 1:
             raise ValueError(f"torch_threads must be >= 1, got {self.torch_threads}")
         if self.n_envs is not None and self.n_envs < 1:

@@ -5,6 +5,7 @@ Stack, inner to outer (one place, so training and evaluation cannot drift apart)
     make_env(track(s), camera=small CameraConfig)   embedded: the renderer draws the small image
       [ImagePreprocess]                              other sims: crop/resize/grey in numpy+pillow
       ThrottleClamp                                  throttle minimum guard
+      [SteeringRateLimit]                            smooth steering (steer_rate_limit)
       [DiscretizedAction]                            discrete agents
       reward wrapper (donkey | speed | progress)
       MinLapTimeGuard                                implausibly short laps end the episode
@@ -29,7 +30,8 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 from donkeyrl.rl.config import TrialConfig
 from donkeyrl.rl.metrics import DrivingMetrics
 from donkeyrl.rl.wrappers import (DiscretizedAction, ImagePreprocess, MinLapTimeGuard,
-                                  ScalarRewardCheck, ThrottleClamp, wrap_reward)
+                                  ScalarRewardCheck, SteeringRateLimit, ThrottleClamp,
+                                  wrap_reward)
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,8 @@ def build_env(cfg: TrialConfig, *, tracks: Sequence[str] | None = None, seed: in
 def wrap(env: gym.Env, cfg: TrialConfig) -> gym.Env:
     """Adds the action, reward, guard and metrics wrappers of ``cfg`` to a base env."""
     env = ThrottleClamp(env, cfg.throttle_min, cfg.throttle_max)
+    if cfg.steer_rate_limit is not None:
+        env = SteeringRateLimit(env, cfg.steer_rate_limit)
     if cfg.discrete:
         env = DiscretizedAction(env, cfg.n_steer, cfg.n_throttle)
     env = wrap_reward(env, cfg.reward, cfg.max_cte, cfg.crash_penalty)
