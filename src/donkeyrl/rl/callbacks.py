@@ -6,7 +6,6 @@ Why callbacks: behaviour is added to SB3's own ``learn`` loop, never a forked tr
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -121,10 +120,3 @@ class LapCheckCallback(BaseCallback):
             return not self.stop_on_lap
         return True
 
-
-def is_finite_number(x: Any) -> bool:
-    """True for a finite real number."""
-    try:
-        return math.isfinite(float(x))
-    except (TypeError, ValueError):
-        return False

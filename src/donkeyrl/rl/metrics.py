@@ -23,11 +23,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from donkeyrl.rl.wrappers import MAX_PLAUSIBLE_SPEED, SIM_UNITS_PER_TELEMETRY_UNIT
+
 #: Telemetry units/s at which the pace term saturates (the embedded car's top speed is 5).
 REFERENCE_SPEED = 4.0
 #: Odometer / progress ratio above which a car that drove a fair distance is "going in circles".
 CIRCLING_RATIO = 3.0
-SIM_UNITS_PER_TELEMETRY_UNIT = 8.0
 
 
 @dataclass
@@ -123,9 +124,9 @@ class DrivingMetrics(gym.Wrapper):
         if laps > m.laps:
             lap_time = float(info.get("last_lap_time", 0.0))
             m.lap_times.append(lap_time)
-            if self.min_lap_time is not None and lap_time < self.min_lap_time:
-                m.short_laps += 1
-            elif self.min_lap_time is None and m.track_length and lap_time < m.track_length / 60.0:
+            limit = self.min_lap_time if self.min_lap_time is not None else \
+                m.track_length / MAX_PLAUSIBLE_SPEED
+            if lap_time < limit:
                 m.short_laps += 1
         m.laps = max(m.laps, laps)
         if terminated or truncated:

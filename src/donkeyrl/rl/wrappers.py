@@ -13,7 +13,7 @@ unit = 8 simulator units).
 from __future__ import annotations
 
 import logging
-from typing import Any, SupportsFloat
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -300,8 +300,3 @@ class ScalarRewardCheck(gym.Wrapper):
         if not np.isfinite(float(reward)):
             raise FloatingPointError(f"non-finite reward {reward!r} (info: cte={info.get('cte')})")
         return obs, float(reward), terminated, truncated, info
-
-
-def as_float(x: SupportsFloat) -> float:
-    """float() that tolerates numpy scalars and 0-d arrays."""
-    return float(np.asarray(x).reshape(-1)[0])
