@@ -56,3 +56,18 @@ def test_evaluate_cli_errors(tmp_path, capsys):
     (tmp_path / "model.zip").write_text("garbage")
     assert main(["evaluate", "--model", str(tmp_path / "model.zip")]) == 2
     assert "not a saved SB3 model" in capsys.readouterr().err
+
+
+def test_searched_booleans_take_a_value():
+    from donkeyrl.cli import build_parser
+    from donkeyrl.cli.train import config_from_args
+
+    parser = build_parser()
+    cfg = config_from_args(parser.parse_args(["train", "--grey", "false", "--domain-randomization", "true",
+                                              "--learning-rate", "0.001", "--n-steer", "5"]))
+    assert cfg.grey is False and cfg.domain_randomization is True
+    assert cfg.learning_rate == 0.001 and cfg.n_steer == 5
+    cfg = config_from_args(parser.parse_args(["train", "--domain-randomization"]))
+    assert cfg.domain_randomization is True and cfg.grey is True
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--grey", "maybe"])

@@ -22,6 +22,16 @@ def _ent_coef(text: str) -> float | str:
     return non_negative_float(text)
 
 
+def _bool(text: str) -> bool:
+    """argparse type for searched booleans: --foo-bar true|false|1|0|yes|no."""
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not a boolean (true/false)")
+
+
 def _int(text: str) -> int:
     try:
         return int(text)
@@ -94,8 +104,8 @@ def register(subparsers: Any) -> None:
     e.add_argument("--throttle-min", type=_float, default=0.2,
                    help="minimum throttle, keeps the car moving (default: 0.2)")
     e.add_argument("--throttle-max", type=_float, default=1.0, help="maximum throttle (default: 1)")
-    e.add_argument("--domain-randomization", action="store_true",
-                   help="randomise appearance on every reset")
+    e.add_argument("--domain-randomization", type=_bool, nargs="?", const=True, default=False,
+                   metavar="BOOL", help="randomise appearance on every reset (bare flag = true)")
     e.add_argument("--steer-rate-limit", type=positive_float,
                    help="max steering change per step, fraction of the range, e.g. 0.15 (default: off)")
     e.add_argument("--max-steps", type=positive_int, help="episode step limit (default: from track length)")
@@ -111,8 +121,8 @@ def register(subparsers: Any) -> None:
     o = p.add_argument_group("observation pipeline")
     o.add_argument("--obs-width", type=positive_int, default=64, help="image width (default: 64)")
     o.add_argument("--obs-height", type=positive_int, default=32, help="image height after crop (default: 32)")
-    o.add_argument("--grey", action=argparse.BooleanOptionalAction, default=True,
-                   help="grey-scale image (default: on)")
+    o.add_argument("--grey", type=_bool, nargs="?", const=True, default=True, metavar="BOOL",
+                   help="grey-scale image; --grey false for RGB (default: true)")
     o.add_argument("--crop-top", type=non_negative_float, default=0.4,
                    help="fraction of the frame's top rows (sky) removed (default: 0.4)")
     o.add_argument("--frame-stack", type=positive_int, default=2, help="frames stacked (default: 2)")
