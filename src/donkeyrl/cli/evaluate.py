@@ -31,6 +31,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--episodes", type=positive_int, default=3, help="episodes per track (default: 3)")
     p.add_argument("--seed", type=non_negative_int, help="evaluation seed (default: the model's)")
     p.add_argument("--stochastic", action="store_true", help="sample actions instead of the mode")
+    p.add_argument("--max-laps", type=positive_int, default=2,
+                   help="end each episode after this many laps, so long tracks evaluate quickly; "
+                   "2 gives a flying lap after the standing start (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print one JSON object per track instead of a table")
     p.set_defaults(func=run)
 
@@ -55,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for track in tracks:
         try:
-            ev = evaluate(model, dataclasses.replace(cfg, tracks=(track,)), episodes=args.episodes,
+            ev = evaluate(model, dataclasses.replace(cfg, tracks=(track,), max_laps=args.max_laps),
+                          episodes=args.episodes,
                           seed=args.seed, deterministic=not args.stochastic)
         except ValueError as exc:  # unknown track names surface here
             raise CLIError(f"cannot evaluate on {track!r}: {exc}") from None

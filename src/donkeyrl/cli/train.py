@@ -109,6 +109,8 @@ def register(subparsers: Any) -> None:
     e.add_argument("--steer-rate-limit", type=positive_float,
                    help="max steering change per step, fraction of the range, e.g. 0.15 (default: off)")
     e.add_argument("--max-steps", type=positive_int, help="episode step limit (default: from track length)")
+    e.add_argument("--max-laps", type=positive_int,
+                   help="end an episode after this many laps (default: no lap limit)")
     r = p.add_argument_group("reward")
     r.add_argument("--reward", choices=("donkey", "speed", "progress"), default="progress",
                    help="donkey (simulator's own), speed (speed*(1-|cte|/max_cte)) or progress "

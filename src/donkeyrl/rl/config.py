@@ -64,6 +64,8 @@ class TrialConfig:
     """Max steering change per step as a fraction of the steering range (e.g. 0.15); None = off."""
     max_steps: int | None = None
     """Episode step limit; None = the env's default from the track length."""
+    max_laps: int | None = None
+    """End an episode after this many laps (None = no lap limit, the step limit still applies)."""
     # --- reward and guards
     reward: str = "progress"
     """donkey (the simulator's own), speed (speed*(1-|cte|/max_cte)) or progress (net progress)."""

@@ -64,6 +64,7 @@ def build_env(cfg: TrialConfig, *, tracks: Sequence[str] | None = None, seed: in
         sim=cfg.sim, max_cte=cfg.max_cte, steer_limit=cfg.steer_limit,
         throttle_min=cfg.throttle_min, throttle_max=cfg.throttle_max,
         domain_randomization=cfg.domain_randomization, max_steps=cfg.max_steps, seed=seed,
+        max_laps=cfg.max_laps,
         camera=camera_config(cfg) if embedded else None,
     )
     if not embedded:
