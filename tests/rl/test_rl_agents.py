@@ -128,7 +128,7 @@ def test_env_parameters_reach_make_env_and_the_wrappers(fake_factory):
 
     factory, built = fake_factory
     cfg = TrialConfig(tracks=("oval", "warren"), max_cte=5.0, steer_limit=0.8, throttle_min=0.3,
-                      throttle_max=0.9, domain_randomization=True, max_steps=77, steer_rate_limit=0.2,
+                      throttle_max=0.9, domain_randomization=True, max_steps=77, max_laps=3, steer_rate_limit=0.2,
                       obs_width=40, obs_height=20, grey=False, crop_top=0.3, min_lap_time=4.0,
                       crash_penalty=3.0)
     env = build_env(cfg, seed=9, env_factory=factory)
@@ -136,6 +136,7 @@ def test_env_parameters_reach_make_env_and_the_wrappers(fake_factory):
     assert kw["track"] == ["oval", "warren"] and kw["seed"] == 9 and kw["max_cte"] == 5.0
     assert kw["steer_limit"] == 0.8 and kw["throttle_min"] == 0.3 and kw["throttle_max"] == 0.9
     assert kw["domain_randomization"] is True and kw["max_steps"] == 77
+    assert kw["max_laps"] == 3
     cam = kw["camera"]
     assert (cam.width, cam.height, cam.grey, cam.crop_top) == (40, 20, False, 0.3)
     chain, e = [], env

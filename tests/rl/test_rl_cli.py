@@ -71,3 +71,13 @@ def test_searched_booleans_take_a_value():
     assert cfg.domain_randomization is True and cfg.grey is True
     with pytest.raises(SystemExit):
         parser.parse_args(["train", "--grey", "maybe"])
+
+
+
+def test_evaluate_rejects_a_nonsense_lap_limit(tmp_path, capsys):
+    from donkeyrl.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", "--model", str(tmp_path / "m.zip"), "--max-laps", "0"])
+    assert exc.value.code == 2
+    assert "--max-laps: 0 must be >= 1" in capsys.readouterr().err
