@@ -26,12 +26,15 @@ import numpy as np
 from donkeyrl.sim import appearance as ap
 from donkeyrl.sim.raster import BARRIER_BAND, FAR, sample_grid
 
-# Why workqueue: render_many is the only parallel kernel of the package, and on a machine shared
-# with other busy processes numba's default OpenMP layer (spinning worker threads) made a batch of
-# 16 small frames take 12-15 ms instead of about 0.8 ms (benchmarks/README.md, render section).
-# An explicit NUMBA_THREADING_LAYER wins; it only applies if no parallel kernel has run yet.
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    nb.config.THREADING_LAYER = "workqueue"
+# Threading of render_many, the package's only parallel kernel. numba's default OpenMP layer
+# spins its idle workers, and on a machine shared with other busy processes that made a batch of 16
+# frames take 12-15 ms instead of under 1 ms. OpenMP with a PASSIVE wait policy (workers sleep)
+# measured best both idle (490 us per 16-frame batch vs 606 us for numba's workqueue layer) and
+# with a competing busy process (889 vs 1020 us); see benchmarks/README.md, simulator section.
+# OMP_WAIT_POLICY is read when the OpenMP runtime starts, i.e. at the first parallel call, so
+# setting it here (at import) is in time. An explicit environment setting of either wins; without
+# OpenMP numba falls back to its other layers.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 #: Length of one kerb stripe along the track (units).
 STRIPE_LEN = 1.0
