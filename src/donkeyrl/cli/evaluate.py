@@ -11,7 +11,8 @@ import dataclasses
 import json
 from typing import Any
 
-from donkeyrl.cli.common import CLIError, non_negative_int, positive_int
+from donkeyrl.cli.common import (CLIError, add_simulator_arguments, non_negative_int, positive_int,
+                                 simulator_overrides)
 
 JSON_KEYS = ("track", "mean_reward", "std_reward", "episode_rewards", "laps", "best_lap_time",
              "mean_abs_cte", "completion", "driving_score")
@@ -31,6 +32,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--episodes", type=positive_int, default=3, help="episodes per track (default: 3)")
     p.add_argument("--seed", type=non_negative_int, help="evaluation seed (default: the model's)")
     p.add_argument("--stochastic", action="store_true", help="sample actions instead of the mode")
+    add_simulator_arguments(p, defaults=False)
     p.add_argument("--max-laps", type=positive_int, default=2,
                    help="end each episode after this many laps, so long tracks evaluate quickly; "
                    "2 gives a flying lap after the standing start (default: %(default)s)")
@@ -54,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         model, cfg = load_trained(args.model)
     except ModelLoadError as exc:
         raise CLIError(str(exc)) from None
+    cfg = dataclasses.replace(cfg, **simulator_overrides(args))
     tracks = args.track or ([args.env] if args.env else default_tracks(cfg.tracks))
     rows = []
     for track in tracks:

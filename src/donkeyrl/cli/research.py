@@ -10,8 +10,8 @@ from typing import Any, Sequence
 
 from rich.markup import escape
 
-from donkeyrl.cli.common import (CLIError, non_negative_float, non_negative_int, positive_float,
-                                 positive_int)
+from donkeyrl.cli.common import (CLIError, add_simulator_arguments, non_negative_float, non_negative_int,
+                                 positive_float, positive_int, simulator_overrides)
 
 EPILOG = """\
 trial command template (--trial-command):
@@ -107,6 +107,7 @@ def register(subparsers: Any) -> None:
       help="training reward passed to every trial (default: the trainer's)")
     a("--seed", type=non_negative_int, default=0,
       help="base seed: trial N uses seed+N; also seeds the optimizer (default 0)")
+    add_simulator_arguments(p, defaults=False, unset="the trainer's, i.e. the built-in simulator")
     a("--kill-grace", type=non_negative_float, default=3.0,
       help="seconds between SIGTERM and SIGKILL when a trial is killed (default 3)")
     p.set_defaults(func=run)
@@ -131,12 +132,20 @@ def build_config(args: argparse.Namespace) -> Any:
             trial_command=args.trial_command or DEFAULT_TRIAL_COMMAND,
             tracks=tuple(args.track), eval_episodes=args.eval_episodes, reward=args.reward,
             seed=args.seed, n_initial=args.n_initial, kill_grace=args.kill_grace,
-            extra_args=tuple(args.train_arg),
+            extra_args=_simulator_train_args(args) + tuple(args.train_arg),
             publish=PublishConfig(remote=args.git_remote, every=args.push_every,
                                   models=args.push_models, max_model_mb=args.push_max_mb,
                                   exclude=tuple(args.push_exclude), branch=args.git_branch))
     except ValueError as exc:
         raise CLIError(str(exc)) from None
+
+
+def _simulator_train_args(args: argparse.Namespace) -> tuple[str, ...]:
+    """``--sim/--host/--port/--sim-path`` given to research, passed on to every trial."""
+    out: list[str] = []
+    for key, value in simulator_overrides(args).items():
+        out += [f"--{key.replace('_', '-')}", str(value)]
+    return tuple(out)
 
 
 def _hms(sec: float | None) -> str:

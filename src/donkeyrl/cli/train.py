@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from donkeyrl.cli.common import CLIError, non_negative_float, non_negative_int, positive_float, positive_int
+from donkeyrl.cli.common import (CLIError, add_simulator_arguments, non_negative_float, non_negative_int,
+                                 positive_float, positive_int)
 
 
 def _ent_coef(text: str) -> float | str:
@@ -93,11 +94,7 @@ def register(subparsers: Any) -> None:
     where.add_argument("--track", nargs="+", metavar="NAME",
                        help="training track(s); several = one sampled per episode "
                        "(default: generated_track)")
-    e.add_argument("--sim", choices=("embedded", "donkey"), default="embedded",
-                   help="simulator: embedded (built in, default) or donkey (real simulator)")
-    e.add_argument("--host", default="127.0.0.1", help="real simulator host (default: 127.0.0.1)")
-    e.add_argument("--port", type=positive_int, default=9091, help="real simulator port (default: 9091)")
-    e.add_argument("--sim-path", help="real simulator executable to launch")
+    add_simulator_arguments(e)
     e.add_argument("--max-cte", type=positive_float, default=8.0,
                    help="episode ends beyond this |cte| (sim units, default: 8)")
     e.add_argument("--steer-limit", type=positive_float, default=1.0, help="steering limit (default: 1)")
