@@ -13,7 +13,7 @@ from donkeyrl.rl.wrappers import (DiscretizedAction, ImagePreprocess, MinLapTime
                                   ProgressReward, SpeedReward, SteeringRateLimit, ThrottleClamp,
                                   preprocess_image)
 
-from conftest import FakeDonkeyEnv
+from rl_fakes import FakeDonkeyEnv
 
 
 class Scripted(gym.Env):
