@@ -223,3 +223,12 @@ def test_space_from_dict_form_and_all_fixed_space() -> None:
     opt.tell({"g": 0.99}, 3.0)
     assert opt.ask() == {"g": 0.99}
     assert opt.recommend().value == 2.0
+
+
+def test_debug_candidates_are_distinct_points_best_first():
+    from donkeyrl.bo.optimizer import distinct_top
+
+    X = np.array([[0.5, 0.5], [0.51, 0.5], [0.5, 0.52], [0.9, 0.1], [0.1, 0.9], [0.52, 0.49]])
+    assert distinct_top(X, 3).tolist() == [0, 3, 4]
+    # too few distinct rows: the next best fill the list, still best first
+    assert distinct_top(X[:3], 3).tolist() == [0, 1, 2]

@@ -135,6 +135,27 @@ class _Model:
     """(n,) True for rows that are successful observations (False: imputed failures)."""
 
 
+def distinct_top(X: np.ndarray, k: int, min_dist: float = 0.1) -> np.ndarray:
+    """Indices of up to ``k`` rows of ``X`` (sorted best first) at least ``min_dist`` apart.
+
+    Why: local refinement leaves many near-copies of the best candidate at the top; the debug
+    hook should show the distinct alternatives the acquisition weighed. Row 0 is always first;
+    if too few rows are far enough apart, the next best rows fill the list (order stays best first).
+    """
+    chosen: list[int] = []
+    for i in range(len(X)):
+        if len(chosen) == k:
+            break
+        if all(np.linalg.norm(X[i] - X[j]) >= min_dist for j in chosen):
+            chosen.append(i)
+    for i in range(len(X)):
+        if len(chosen) == k:
+            break
+        if i not in chosen:
+            chosen.append(i)
+    return np.array(sorted(chosen), dtype=int)  # X is sorted best first: keep that order
+
+
 class Optimizer:
     """GP-UCB Bayesian optimizer over a ``SearchSpace``.
 
@@ -323,13 +344,14 @@ class Optimizer:
             log.warning("search space exhausted (%d points): re-proposing an evaluated point",
                         int(self.space.size))
             X, S = maximize(score, self.space, self.rng, set(), incumbents, n_cand)
-        top = X[:5]
+        pick = distinct_top(X, 5)
+        top = X[pick]
         m, s = gp.predict(state, top)
         tf = model.transform
         self.last_candidates = [
             Candidate(self.space.decode(x), float(tf.inverse(mi)), float(tf.std_inverse(mi, si)),
                       float(tf.inverse(ui)))
-            for x, mi, si, ui in zip(top, m, s, S[:5])
+            for x, mi, si, ui in zip(top, m, s, S[pick])
         ]
         return X[0]
 
