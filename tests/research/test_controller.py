@@ -45,8 +45,9 @@ def test_hundred_trials_no_leftover_processes(tmp_path, space_file):
     assert live_children() == []
     assert not list((study / "running").iterdir())
     assert_champion_consistent(study)
-    # the GP took over after the random phase and logged its top-5 candidates
-    assert all(len(c) == 5 for _, _, c in rep.proposals[2:])
+    # the GP took over after the random phase (n_initial, default 5) and logged its top-5 candidates
+    assert all(len(c) == 0 for _, _, c in rep.proposals[:5])
+    assert all(len(c) == 5 for _, _, c in rep.proposals[5:])
     assert all(c.std >= 0 and c.ucb >= c.mean - 1e-9 for c in rep.proposals[-1][2])
     assert "trial 100 ok" in (study / "study.log").read_text()
     assert (study / "logs/trial-100.log").read_text().count("fake trial 100") == 1
@@ -181,19 +182,21 @@ def test_tc004_champions_at_trials_1_2_4(tmp_path, space_file):
 
 def test_resume_continues_numbering_and_warm_start(tmp_path, space_file):
     study = tmp_path / "study"
-    run_study(study, space_file, trials=3)
-    summary, rep = run_study(study, space_file, trials=5)
+    # n_initial=2: 3 replayed records are past the random phase, so the model must propose
+    run_study(study, space_file, trials=3, n_initial=2)
+    summary, rep = run_study(study, space_file, trials=5, n_initial=2)
     assert [r.trial for r in records(study)] == [1, 2, 3, 4, 5]
     assert summary.completed == 5 and summary.new_records == 2
     assert any("resumed: 3 records replayed" in n for n in rep.notes)
     # the replayed study is past the random phase: the first new proposal is model-based
     assert len(rep.proposals[0][2]) == 5
     other = tmp_path / "other"
-    summary, rep = run_study(other, space_file, trials=1, warm_start=(study / "results.jsonl",))
+    summary, rep = run_study(other, space_file, trials=1, warm_start=(study / "results.jsonl",),
+                             n_initial=2)
     assert any("5 records used" in n for n in rep.notes)
     assert len(rep.proposals[0][2]) == 5
     # the warm start is remembered: resuming without --warm-start still learns from it
-    summary, rep = run_study(other, space_file, trials=2)
+    summary, rep = run_study(other, space_file, trials=2, n_initial=2)
     assert any("5 records used" in n for n in rep.notes)
 
 
