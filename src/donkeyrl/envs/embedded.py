@@ -24,6 +24,11 @@ START_LATERAL = 0.25
 START_YAW = np.radians(2.0)
 
 
+def start_offsets(rng: np.random.Generator) -> tuple[float, float]:
+    """A random start perturbation: (lateral offset in units, yaw offset in rad)."""
+    return float(rng.uniform(-START_LATERAL, START_LATERAL)), float(rng.uniform(-START_YAW, START_YAW))
+
+
 def resolve_tracks(track: str | Track | Sequence[str | Track]) -> list[Track]:
     """Track objects for a name, a Track, or a list of either (names may be DonkeyCar env ids)."""
     from donkeyrl.sim.tracks import get_track
@@ -111,10 +116,7 @@ class DonkeyEnv(gym.Env):
         if track is not self.sim.track:
             self.sim.set_track(track)
             self._view = None
-        lat, dyaw = 0.0, 0.0
-        if self.start_noise:
-            lat = float(self.np_random.uniform(-START_LATERAL, START_LATERAL))
-            dyaw = float(self.np_random.uniform(-START_YAW, START_YAW))
+        lat, dyaw = start_offsets(self.np_random) if self.start_noise else (0.0, 0.0)
         self.sim.reset(0, lateral=lat, yaw_offset=dyaw)
         appearance = Appearance.random(self.np_random) if self.domain_randomization else None
         self.sim.set_appearance(0, appearance)

@@ -18,7 +18,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
 from donkeyrl.envs.common import (TELEMETRY_SCALE, EpisodeLimits, ProgressWatchdog, auto_max_steps,
                                   classify_step, donkey_reward)
-from donkeyrl.envs.embedded import START_LATERAL, START_YAW, resolve_tracks, telemetry_info
+from donkeyrl.envs.embedded import resolve_tracks, start_offsets, telemetry_info
 from donkeyrl.sim.camera import CameraConfig
 from donkeyrl.sim.simulator import Simulator
 
@@ -50,8 +50,7 @@ class DonkeyVecEnv(VecEnv):
         self._actions = np.zeros((n_envs, 2))
 
     def _reset_car(self, i: int) -> None:
-        lat = self.rng.uniform(-START_LATERAL, START_LATERAL) if self.start_noise else 0.0
-        dyaw = self.rng.uniform(-START_YAW, START_YAW) if self.start_noise else 0.0
+        lat, dyaw = start_offsets(self.rng) if self.start_noise else (0.0, 0.0)
         self.sim.reset(i, lateral=lat, yaw_offset=dyaw)
         self.steps[i] = 0
         self.watchdogs[i].reset(0.0)
