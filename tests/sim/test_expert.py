@@ -99,3 +99,14 @@ def test_action_for_env_folds_brake_into_negative_throttle() -> None:
         assert abs(sim.telemetry(0).accel_x) < expert.car.grip
         assert abs(sim.telemetry(0).vel_x) < 1e-9
     assert saw_brake
+
+
+def test_expert_lap_time_is_the_first_lap_of_a_real_drive():
+    from donkeyrl.sim.expert import expert_lap_time
+    from donkeyrl.sim.tracks import get_track
+
+    track = get_track("generated_track")
+    lap = expert_lap_time(track)
+    # a lap of ~216 units cannot be faster than at top speed (40 units/s) nor slower than 5 units/s
+    assert lap is not None and track.length / 40.0 < lap < track.length / 5.0
+    assert expert_lap_time(get_track("generated_road")) is None  # open road: no laps

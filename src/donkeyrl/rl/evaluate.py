@@ -97,28 +97,15 @@ def load_trained(model_path: str | Path) -> tuple[BaseAlgorithm, TrialConfig]:
 def expert_lap_time(track: str) -> float | None:
     """The scripted expert's lap time on ``track`` (s), driven on the embedded simulator.
 
-    None when the expert driver is not available, the track is open (no laps) or it does not lap
-    within three track lengths at 5 units/s. A comparison figure must never fail an evaluation.
+    None when the track is open (no laps) or the expert does not lap (see
+    :func:`donkeyrl.sim.expert.expert_lap_time`). A comparison figure must never fail an
+    evaluation, so errors are logged, not raised.
     """
+    from donkeyrl.sim import expert
+    from donkeyrl.sim.tracks import get_track
+
     try:
-        from donkeyrl.sim.expert import ExpertDriver
-        from donkeyrl.sim.simulator import Simulator
-        from donkeyrl.sim.tracks import get_track
-    except ImportError:
-        return None
-    try:
-        tr = get_track(track)
-        if not tr.closed:
-            return None
-        sim = Simulator(tr, 1, camera=None)
-        sim.reset()
-        driver = ExpertDriver(tr)
-        for _ in range(int(3 * tr.length / 5.0 / 0.05)):
-            tel = sim.telemetry()
-            if tel.lap_count >= 1:
-                return float(tel.last_lap_time)
-            steer, throttle, brake = driver.act(tel.x, tel.z, tel.yaw, tel.speed, tel.path_index)
-            sim.step(np.array([steer]), np.array([throttle]), np.array([brake]))
+        return expert.expert_lap_time(get_track(track))
     except Exception as exc:  # noqa: BLE001
         log.warning("expert lap time for %s unavailable: %s", track, exc)
     return None

@@ -94,3 +94,24 @@ class ExpertDriver:
         t = telemetry
         steer, throttle, brake = self.act(t.x, t.z, t.yaw, t.speed, t.path_index)  # type: ignore[attr-defined]
         return np.array([steer, throttle - brake], dtype=np.float32)
+
+
+def expert_lap_time(track: Track, *, min_speed: float = 5.0) -> float | None:
+    """The expert's first lap time on ``track`` (s), from the standard start; None on an open road.
+
+    The reference ("human-tuned baseline") that RL lap times are compared against. The drive is
+    given three track lengths at ``min_speed`` units/s; None if the expert has not lapped by then.
+    """
+    from donkeyrl.sim.simulator import Simulator  # local: the simulator imports nothing from here
+
+    if not track.closed:
+        return None
+    sim = Simulator(track, 1, camera=None)
+    driver = ExpertDriver(track, sim.config.car)
+    for _ in range(int(3 * track.length / min_speed / sim.config.control_dt)):
+        tel = sim.telemetry()
+        if tel.lap_count >= 1:
+            return float(tel.last_lap_time)
+        steer, throttle, brake = driver.act(tel.x, tel.z, tel.yaw, tel.speed, tel.path_index)
+        sim.step(steer, throttle, brake)
+    return None
