@@ -26,17 +26,18 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-import math  # noqa: E402
-import time  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from typing import Any, Callable  # noqa: E402
+import argparse
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+from collections.abc import Callable
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from donkeyrl.bo import Optimizer, SearchSpace  # noqa: E402
+from donkeyrl.bo import Optimizer, SearchSpace
 
 BUDGETS = (20, 30, 50)
 #: donkeyrl = the Optimizer with its defaults (n_initial=2, as issue 4 specifies); donkeyrl_n5 = the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -132,9 +133,9 @@ def test_chosen_std_is_monotone_in_kappa() -> None:
     state = gp.condition(X, (y - y.mean()) / y.std(), theta(0.3, 1.0, 1e-4, d=2), np.zeros(2, bool))
     stds = []
     for kappa in (0.0, 0.5, 1.0, 2.0, 4.0, 8.0):
-        best, _ = maximize(lambda Z: ucb(*gp.predict(state, Z), kappa), space, rng)
+        best, _ = maximize(lambda Z, k=kappa: ucb(*gp.predict(state, Z), k), space, rng)
         stds.append(gp.predict(state, best[:1])[1][0])
-    assert all(a <= b + 1e-12 for a, b in zip(stds, stds[1:]))
+    assert all(a <= b + 1e-12 for a, b in itertools.pairwise(stds))
     assert stds[-1] > stds[0]
 
 

@@ -36,7 +36,7 @@ def test_first_proposals_are_random_then_model_based() -> None:
     for seed in range(4):
         opt = Optimizer(space, n_initial=3, seed=seed)
         seen = []
-        for i in range(3):
+        for _ in range(3):
             p = opt.ask()
             assert opt.last_candidates == []  # random phase: no model, no candidates
             seen.append(p)

@@ -89,9 +89,8 @@ def test_startup_timeout_kills_the_whole_group(tmp_path):
 
 
 def test_ctrl_c_stops_the_simulator(fake_sim):
-    with pytest.raises(KeyboardInterrupt):
-        with SimLauncher(fake_sim, startup_timeout=60) as sim:
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), SimLauncher(fake_sim, startup_timeout=60) as sim:
+        raise KeyboardInterrupt
     assert sim.proc.returncode is not None and not sim.running
 
 

@@ -8,7 +8,6 @@ import socket
 import stat
 import sys
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -16,7 +15,6 @@ import pytest
 from donkeyrl.donkey import protocol as P
 from donkeyrl.donkey.client import SimClient, SimDisconnected, SimTimeout
 from donkeyrl.donkey.env import make_donkey_env
-from donkeyrl.donkey.launcher import SimLauncher
 
 from .conftest import FAST_CLIENT, make_env, pursuit
 
@@ -115,7 +113,7 @@ def test_fuzzing_the_server_leaves_other_clients_unaffected(fast_server):
         try:
             for i, payload in enumerate(attacks):
                 _hostile(fast_server.port, payload, linger_reset=bool(i % 2))
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     try:
@@ -204,7 +202,6 @@ def test_car_loaded_timeout_is_a_clear_error():
     thread = threading.Thread(target=menu_without_cars, daemon=True)
     thread.start()
     client = SimClient("127.0.0.1", port, ClientConfig(load_timeout=0.5, config_delay=0))
-    with client.connect():
-        with pytest.raises(SimTimeout, match="no car_loaded within 0.5 s"):
-            client.load_scene("generated_track")
+    with client.connect(), pytest.raises(SimTimeout, match="no car_loaded within 0.5 s"):
+        client.load_scene("generated_track")
     listener.close()

@@ -14,8 +14,8 @@ from research_helpers import fake_command, records
 
 def test_original_controller_flags_and_defaults():
     args = build_parser().parse_args(
-        "research --trials 100 --explore 2.0 --agent ppo --min-timesteps 5000 "
-        "--max-timesteps 20000 --push-every 10".split())
+        ["research", "--trials", "100", "--explore", "2.0", "--agent", "ppo", "--min-timesteps", "5000",
+         "--max-timesteps", "20000", "--push-every", "10"])
     cfg = build_config(args)
     assert (cfg.trials, cfg.explore, cfg.agent, cfg.min_timesteps, cfg.max_timesteps) == \
         (100, 2.0, "ppo", 5000, 20000)
@@ -30,8 +30,8 @@ def test_original_controller_flags_and_defaults():
 
 def test_every_option_has_help():
     parser = build_parser()
-    sub = parser._subparsers._group_actions[0].choices["research"]  # noqa: SLF001
-    for action in sub._actions:  # noqa: SLF001
+    sub = parser._subparsers._group_actions[0].choices["research"]
+    for action in sub._actions:
         assert action.help, action.dest
 
 

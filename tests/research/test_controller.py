@@ -66,8 +66,9 @@ def test_failures_are_recorded_and_study_continues(tmp_path, space_file):
     assert recs[7].reward_hacking and not recs[7].champion
     # the grandchild left by trial 8 in its process group was killed with the group
     grandchild = int((study / "models/trial-8/grandchild.pid").read_text())
-    assert not os.path.exists(f"/proc/{grandchild}") or \
-        open(f"/proc/{grandchild}/stat").read().split(") ")[1][0] == "Z"
+    if os.path.exists(f"/proc/{grandchild}"):
+        with open(f"/proc/{grandchild}/stat") as fh:
+            assert fh.read().split(") ")[1][0] == "Z"
     assert live_children() == []
     assert_champion_consistent(study)
 
@@ -104,9 +105,8 @@ def test_two_workers_run_concurrently_with_distinct_proposals(tmp_path, space_fi
 def test_lock_refuses_second_controller(tmp_path, space_file):
     study = tmp_path / "study"
     study.mkdir()
-    with StudyLock(study):
-        with pytest.raises(StudyLockedError, match=f"pid {os.getpid()}"):
-            Controller(make_config(study, space_file)).run()
+    with StudyLock(study), pytest.raises(StudyLockedError, match=f"pid {os.getpid()}"):
+        Controller(make_config(study, space_file)).run()
     # a lock left by a dead process is stale and taken over
     (study / "controller.lock").write_text(json.dumps({"pid": 2**22 + 7, "host": os.uname()[1],
                                                        "start_time": 1}))

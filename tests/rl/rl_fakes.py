@@ -18,7 +18,7 @@ from gymnasium import spaces
 RADIUS = 32.0
 LENGTH = 2 * math.pi * RADIUS
 DT = 0.05
-CLOSED: list["FakeDonkeyEnv"] = []
+CLOSED: list[FakeDonkeyEnv] = []
 
 
 class FakeDonkeyEnv(gym.Env):

@@ -152,7 +152,7 @@ def test_plausible_lap_passes():
 def test_stuck_episode_is_truncated_by_env_watchdog():
     env = ProgressReward(FakeDonkeyEnv(), max_cte=8.0)
     env.reset(seed=0)
-    for step in range(1, 1000):
+    for step in range(1, 1000):  # noqa: B007 - read after the loop
         _, _, terminated, truncated, info = env.step(np.array([0.0, 0.0], np.float32))
         if terminated or truncated:
             break

@@ -18,7 +18,7 @@ Candidates equal to an excluded (already evaluated or pending) point are dropped
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from scipy.stats import qmc

@@ -236,9 +236,9 @@ def fit_theta(
         starts.insert(0, np.clip(theta0, lo, hi))
     best_x, best_f = starts[0], math.inf
     for i, x0 in enumerate(starts):
-        if i > 0 and n > full_restart_max_n:  # large n: amortise; cold start only if better
-            if neg_log_posterior(x0, D, y, extra)[0] >= best_f:
-                continue
+        # large n: amortise; cold start only if better
+        if i > 0 and n > full_restart_max_n and neg_log_posterior(x0, D, y, extra)[0] >= best_f:
+            continue
         res = minimize(
             neg_log_posterior, x0, args=(D, y, extra), jac=True, method="L-BFGS-B",
             bounds=bounds, options={"maxiter": maxiter if i == 0 else 100},

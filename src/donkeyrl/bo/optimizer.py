@@ -34,7 +34,8 @@ import functools
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence, TypeVar
+from typing import Any, TypeVar
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 

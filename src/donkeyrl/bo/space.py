@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -176,7 +177,7 @@ class SearchSpace:
         """(d,) number of grid levels per coordinate; 0 = continuous."""
 
     @classmethod
-    def from_dict(cls, spec: Mapping[str, Mapping[str, Any]]) -> "SearchSpace":
+    def from_dict(cls, spec: Mapping[str, Mapping[str, Any]]) -> SearchSpace:
         """Build from ``{name: {"type": ..., ...}}``; raises SearchSpaceError naming bad values."""
         if not isinstance(spec, Mapping) or not spec:
             raise SearchSpaceError(f"search space must be a non-empty dict, got {spec!r}")

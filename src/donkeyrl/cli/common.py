@@ -13,7 +13,7 @@ class CLIError(Exception):
         self.exit_code = exit_code
 
 
-def _number_type(parse: type, minimum: float, strict: bool) -> "argparse._ActionType":
+def _number_type(parse: type, minimum: float, strict: bool) -> argparse._ActionType:
     """An argparse type: a finite ``parse`` (int or float) above ``minimum`` (``>`` if strict)."""
     noun = "integer" if parse is int else "number"
     bound = f"{'>' if strict else '>='} {minimum:g}"
@@ -39,7 +39,7 @@ positive_float = _number_type(float, 0, strict=True)
 non_negative_float = _number_type(float, 0, strict=False)
 
 
-def add_simulator_arguments(group: "argparse._ActionsContainer", *, defaults: bool = True,
+def add_simulator_arguments(group: argparse._ActionsContainer, *, defaults: bool = True,
                             unset: str = "the model's own setting") -> None:
     """``--sim/--host/--port/--sim-path``: which simulator runs the car (shared by the commands).
 

@@ -6,7 +6,8 @@ import argparse
 import json
 import signal
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from rich.markup import escape
 

@@ -87,7 +87,7 @@ class SimClient:
         self.scene: str | None = None
 
     # ------------------------------------------------------------------ connection
-    def connect(self) -> "SimClient":
+    def connect(self) -> SimClient:
         """Open the TCP connection, retrying refused connections until ``connect_timeout``."""
         cfg = self.config
         deadline = time.monotonic() + cfg.connect_timeout
@@ -319,7 +319,7 @@ class SimClient:
             self._reader.join(timeout=2.0)
         self._sock = None
 
-    def __enter__(self) -> "SimClient":
+    def __enter__(self) -> SimClient:
         return self if self._sock is not None else self.connect()
 
     def __exit__(self, *exc: object) -> None:

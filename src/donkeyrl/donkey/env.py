@@ -14,7 +14,8 @@ Rewards:
     The DonkeyCar default (:func:`donkeyrl.envs.common.donkey_reward`), forward_vel in telemetry units.
 Starting State:
     ``reset_car`` (the simulator zeroes the controls and brakes), then brake until two successive
-    telemetry frames agree on a settled car with a sane cte, so that no pre-reset (stale) cte leaks into the new episode.
+    telemetry frames agree on a settled car with a sane cte, so that no pre-reset (stale) cte leaks into the
+new episode.
 Episode End:
     As the embedded env (:func:`donkeyrl.envs.common.classify_step`): terminated when
     |cte| > max_cte or on a hit (a cte above 2 x max_cte in the first steps after a reset is ignored
@@ -99,7 +100,7 @@ class DonkeySimEnv(gym.Env):
                  port: int = 9091, camera: CameraConfig | None = None,
                  limits: EpisodeLimits | None = None,
                  steer_limit: float = 1.0, throttle_min: float = 0.0, throttle_max: float = 1.0,
-                 seed: int | None = None, render_mode: str | None = None, client_config: ClientConfig = ClientConfig(),
+                 seed: int | None = None, render_mode: str | None = None, client_config: ClientConfig | None = None,
                  step_timeout: float = 10.0, settle_steps: int = 2, read_path: bool = True,
                  reload_scene: bool = False,
                  launcher: SimLauncher | None = None) -> None:
@@ -146,7 +147,7 @@ class DonkeySimEnv(gym.Env):
         self.watchdog = ProgressWatchdog(limits.stuck_steps, limits.stuck_progress)
         self.launcher = launcher
         self._np_random, _ = gym.utils.seeding.np_random(seed)
-        self.client = SimClient(host, port, client_config)
+        self.client = SimClient(host, port, client_config or ClientConfig())
         self.track: Track | None = None
         self.scene: str | None = None
         self._last_obs: np.ndarray | None = None

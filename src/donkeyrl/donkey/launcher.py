@@ -27,7 +27,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-_LIVE: "weakref.WeakSet[SimLauncher]" = weakref.WeakSet()
+_LIVE: weakref.WeakSet[SimLauncher] = weakref.WeakSet()
 _LIVE_LOCK = threading.Lock()
 
 
@@ -113,7 +113,7 @@ class SimLauncher:
         """True while the simulator process is alive."""
         return self.proc is not None and self.proc.poll() is None
 
-    def start(self) -> "SimLauncher":
+    def start(self) -> SimLauncher:
         """Start the simulator and wait until its port accepts connections."""
         if self.proc is not None:
             raise LaunchError("this launcher was already started")
@@ -198,7 +198,7 @@ class SimLauncher:
 
     close = stop
 
-    def __enter__(self) -> "SimLauncher":
+    def __enter__(self) -> SimLauncher:
         return self.start() if self.proc is None else self
 
     def __exit__(self, *exc: object) -> None:
@@ -208,7 +208,7 @@ class SimLauncher:
         try:
             if self.running:
                 self.stop()
-        except Exception:  # noqa: BLE001 - never raise from a finaliser
+        except Exception:
             pass
 
 

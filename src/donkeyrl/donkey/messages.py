@@ -112,7 +112,7 @@ class Message:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
 
     @classmethod
-    def from_fields(cls, obj: dict[str, Any]) -> "Message":
+    def from_fields(cls, obj: dict[str, Any]) -> Message:
         """Build from a decoded JSON object; missing fields take their defaults."""
         kwargs: dict[str, Any] = {}
         for f in fields(cls):
@@ -231,7 +231,7 @@ class SceneNames(Message):
     scene_names: tuple[str, ...] = ()
 
     @classmethod
-    def from_fields(cls, obj: dict[str, Any]) -> "SceneNames":
+    def from_fields(cls, obj: dict[str, Any]) -> SceneNames:
         names = obj.get("scene_names", [])
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise ProtocolError("scene_names must be a list of strings", json.dumps(names)[:200])
@@ -315,7 +315,7 @@ class Telemetry(Message):
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
-    def from_fields(cls, obj: dict[str, Any]) -> "Telemetry":
+    def from_fields(cls, obj: dict[str, Any]) -> Telemetry:
         known = {f.name for f in fields(cls)}
         base = super().from_fields({k: v for k, v in obj.items() if k not in ("extended",)})
         extra = {k: v for k, v in obj.items() if k not in known and k not in ("msg_type", "image_b")}

@@ -87,7 +87,7 @@ def scene_names() -> list[str]:
 class Session:
     """One connection = one car; runs in its own thread."""
 
-    def __init__(self, server: "DonkeySimServer", sock: socket.socket, peer: str) -> None:
+    def __init__(self, server: DonkeySimServer, sock: socket.socket, peer: str) -> None:
         from donkeyrl.sim.camera import CameraConfig
 
         self.server, self.sock, self.peer = server, sock, peer
@@ -121,7 +121,7 @@ class Session:
             log.info("client %s gone: %s", self.peer, exc)
         except _Drop as exc:
             log.warning("dropping client %s: %s", self.peer, exc)
-        except Exception:  # noqa: BLE001 - a bug must not take the server down
+        except Exception:
             log.exception("client %s: internal error, closing its connection", self.peer)
         finally:
             self.sock.close()
@@ -379,7 +379,7 @@ class DonkeySimServer:
         for thread in threads:
             thread.join(timeout=2.0)
 
-    def start(self) -> "DonkeySimServer":
+    def start(self) -> DonkeySimServer:
         """Serve in a background thread (for tests and embedding); returns self."""
         self._thread = threading.Thread(target=self.serve_forever, name="donkeysim-server", daemon=True)
         self._thread.start()
@@ -393,7 +393,7 @@ class DonkeySimServer:
         else:
             self._shutdown()
 
-    def __enter__(self) -> "DonkeySimServer":
+    def __enter__(self) -> DonkeySimServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -110,6 +110,6 @@ class DonkeyVecEnv(VecEnv):
     def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
         return [False for _ in self._get_indices(indices)]
 
-    def seed(self, seed: int | None = None) -> Sequence[None | int]:  # type: ignore[override]
+    def seed(self, seed: int | None = None) -> Sequence[int | None]:  # type: ignore[override]
         self.rng = np.random.default_rng(seed)
         return [seed] * self.num_envs

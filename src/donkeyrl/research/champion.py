@@ -21,7 +21,8 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from .records import TrialRecord, now_iso
 from .runner import write_json_atomic

@@ -250,7 +250,7 @@ class Controller:
         pending = [tp.spec.params for tp in self.running.values()]
         try:
             proposals = opt.ask_batch(n, pending)
-        except Exception as exc:  # noqa: BLE001 - a GP failure must not stop the study
+        except Exception as exc:
             log.exception("optimizer failed; proposing at random this time")
             self._note(f"optimizer failed ({exc!r}): random proposals")
             return self.space.sample(opt.rng, n)
@@ -301,7 +301,7 @@ class Controller:
                 for i, params in enumerate(self._propose(opt, n, next_trial)):
                     self._launch(next_trial + i, params)
                 next_trial += n
-            for trial, tp in list(self.running.items()):
+            for tp in list(self.running.values()):
                 fin = tp.poll()
                 if fin is None:
                     continue
@@ -333,7 +333,7 @@ class Controller:
         for tp, fin in killed:
             try:
                 self._record(tp.spec, fin)
-            except Exception as exc:  # noqa: BLE001 - the PID file stays for the next start
+            except Exception as exc:
                 log.error("trial %d not recorded: %s", tp.spec.trial, exc)
                 self.running.pop(tp.spec.trial, None)
         if self._new_records and self.publisher.enabled:

@@ -28,7 +28,8 @@ import dataclasses
 import datetime as _dt
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 __all__ = ["TrialRecord", "STATUSES", "FAILED", "now_iso", "RecordError"]
 
@@ -116,7 +117,7 @@ class TrialRecord:
         return _finite(out)
 
     @classmethod
-    def from_json(cls, obj: Any) -> "TrialRecord":
+    def from_json(cls, obj: Any) -> TrialRecord:
         """Parse a journal object; raises RecordError naming what is wrong.
 
         Unknown keys are ignored and missing optional keys take their defaults, so records

@@ -19,7 +19,8 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
+from collections.abc import Mapping, Sequence
 
 __all__ = ["DEFAULT_TRIAL_COMMAND", "render_template", "param_flags", "build_argv"]
 

@@ -87,7 +87,7 @@ def load_trained(model_path: str | Path) -> tuple[BaseAlgorithm, TrialConfig]:
         raise ModelLoadError(f"cannot rebuild the env of {path}: {exc}") from None
     try:
         model = load_agent(cfg.agent, str(path))
-    except Exception as exc:  # noqa: BLE001 - SB3 raises many kinds on corrupt archives
+    except Exception as exc:
         raise ModelLoadError(f"model file {path} could not be loaded as {cfg.agent}: "
                              f"{type(exc).__name__}: {exc}") from None
     return model, cfg
@@ -106,6 +106,6 @@ def expert_lap_time(track: str) -> float | None:
 
     try:
         return expert.expert_lap_time(get_track(track))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         log.warning("expert lap time for %s unavailable: %s", track, exc)
     return None

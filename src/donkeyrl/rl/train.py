@@ -97,7 +97,7 @@ def run_trial(cfg: TrialConfig, save_dir: str | Path, *, env_factory: EnvFactory
             if not math.isfinite(ev["mean_reward"]):
                 raise DivergenceError(f"evaluation reward is {ev['mean_reward']}")
             result.update(ev)
-    except Exception as exc:  # noqa: BLE001 - a failed trial is a result, not a crash
+    except Exception as exc:
         result["run_status"] = classify_failure(exc)
         result["message"] = f"{type(exc).__name__}: {exc}"
         log.warning("trial failed (%s): %s", result["run_status"], result["message"],

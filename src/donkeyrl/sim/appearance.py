@@ -105,12 +105,12 @@ class Appearance:
             raise ValueError("Appearance line widths must be > 0 and dash_period >= 0")
 
     @classmethod
-    def default(cls) -> "Appearance":
+    def default(cls) -> Appearance:
         """The reference look (no randomisation)."""
         return cls()
 
     @classmethod
-    def random(cls, rng: np.random.Generator | int | None = None) -> "Appearance":
+    def random(cls, rng: np.random.Generator | int | None = None) -> Appearance:
         """A randomised look for domain randomisation, reproducible from ``rng`` (or a seed).
 
         Varies every colour within its family (grey asphalt, white/cream lines, yellow/white centre,

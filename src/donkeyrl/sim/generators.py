@@ -45,17 +45,17 @@ class Seg:
     curvature: float  #: signed 1/radius, positive = right turn, 0 = straight
 
 
-def S(length: float) -> Seg:  # noqa: N802 - reads like a layout language
+def S(length: float) -> Seg:
     """A straight of ``length`` units."""
     return Seg(float(length), 0.0)
 
 
-def R(radius: float, degrees: float) -> Seg:  # noqa: N802
+def R(radius: float, degrees: float) -> Seg:
     """A right-hand arc of ``radius`` units turning ``degrees``."""
     return Seg(float(radius) * np.radians(degrees), 1.0 / float(radius))
 
 
-def L(radius: float, degrees: float) -> Seg:  # noqa: N802
+def L(radius: float, degrees: float) -> Seg:
     """A left-hand arc of ``radius`` units turning ``degrees``."""
     return Seg(float(radius) * np.radians(degrees), -1.0 / float(radius))
 

@@ -91,7 +91,7 @@ class TrackRaster:
         return lat, s
 
 
-_CACHE: "weakref.WeakKeyDictionary[Track, TrackRaster]" = weakref.WeakKeyDictionary()
+_CACHE: weakref.WeakKeyDictionary[Track, TrackRaster] = weakref.WeakKeyDictionary()
 
 
 def get_raster(track: Track) -> TrackRaster:

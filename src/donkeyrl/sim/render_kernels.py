@@ -113,7 +113,7 @@ def _zone_at(lat, s, left, right, centre, inv_dtab, barriers, margin, edge_w, ce
 @nb.njit(cache=True, error_model="numpy")
 def _zone_class(zone, s, dash_frac, inv_dash):  # pragma: no cover - jitted
     """Surface class of a point in ``zone`` at arc length ``s`` (stripes and dashes need s)."""
-    if zone == Z_BARRIER_L or zone == Z_BARRIER_R:
+    if zone in (Z_BARRIER_L, Z_BARRIER_R):
         return ap.BARRIER_A + (int(s * (1.0 / STRIPE_LEN)) & 1)
     if zone == Z_CENTRE:
         if inv_dash <= 0.0:

@@ -115,7 +115,7 @@ class Track:
         path_offset: float | np.ndarray = 0.0,
         check: bool = True,
         **kwargs: object,
-    ) -> "Track":
+    ) -> Track:
         """Fit a smooth cubic spline through ``waypoints`` and resample it every ``ds`` units.
 
         ``half_width`` is the road half-width (scalar or one per waypoint, interpolated along the
@@ -204,7 +204,7 @@ class Track:
         tx, tz = self.tangents[0]
         return float(self.points[0, 0]), float(self.points[0, 1]), float(np.arctan2(tx, tz))
 
-    def project(self, x: float, z: float, hint: int = -1) -> "Projection":
+    def project(self, x: float, z: float, hint: int = -1) -> Projection:
         """Project a ground point onto the path (exact nearest point on the polyline).
 
         ``hint`` is the previous sample index; -1 searches the whole track.

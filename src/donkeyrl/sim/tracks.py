@@ -299,7 +299,7 @@ def get_track(name: str, seed: int | None = None) -> Track:
     return _build(canonical)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _build(canonical: str) -> Track:
     spec = CATALOGUE[canonical]
     log.debug("building track %s", canonical)
