@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+from pathlib import Path
 from typing import Any
 
 from donkeyrl.cli.common import (CLIError, add_simulator_arguments, non_negative_int, positive_int,
@@ -29,6 +30,10 @@ def register(subparsers: Any) -> None:
     where.add_argument("--env", metavar="ID", help="gym-donkeycar env id to evaluate on")
     where.add_argument("--track", nargs="+", metavar="NAME",
                        help="tracks to evaluate on (default: the training tracks + the held-out set)")
+    where.add_argument("--set", choices=("validation", "test"), dest="track_set",
+                       help="race the model on a whole track set (one race of a standing lap + a timed "
+                       "flying lap per track) and print the head-to-head table against the scripted "
+                       "expert (and --baseline); see docs/evaluation.md")
     p.add_argument("--episodes", type=positive_int, default=3, help="episodes per track (default: 3)")
     p.add_argument("--seed", type=non_negative_int, help="evaluation seed (default: the model's)")
     p.add_argument("--stochastic", action="store_true", help="sample actions instead of the mode")
@@ -36,7 +41,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-laps", type=positive_int, default=2,
                    help="end each episode after this many laps, so long tracks evaluate quickly; "
                    "2 gives a flying lap after the standing start (default: %(default)s)")
-    p.add_argument("--json", action="store_true", help="print one JSON object per track instead of a table")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object per track instead of a table (with --set: the "
+                   "head-to-head document)")
+    p.add_argument("--baseline", metavar="PATH",
+                   help="with --set: also race this model (e.g. the baseline trained for a study) "
+                   "and show it as the 'baseline' column")
+    p.add_argument("--out", metavar="DIR",
+                   help="with --set: also write head_to_head.json and head_to_head.txt into DIR")
     p.set_defaults(func=run)
 
 
@@ -57,6 +69,10 @@ def run(args: argparse.Namespace) -> int:
     except ModelLoadError as exc:
         raise CLIError(str(exc)) from None
     cfg = dataclasses.replace(cfg, **simulator_overrides(args))
+    if args.track_set:
+        return run_set(args, model, cfg)
+    if args.baseline or args.out:
+        raise CLIError("--baseline and --out need --set validation|test")
     tracks = args.track or ([args.env] if args.env else default_tracks(cfg.tracks))
     rows = []
     for track in tracks:
@@ -77,6 +93,41 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(row))
     else:
         print(table(rows, args.model, args.episodes))
+    return 0
+
+
+def run_set(args: argparse.Namespace, model: Any, cfg: Any) -> int:
+    """``--set``: race the model (and ``--baseline``) on every track of the set, head-to-head."""
+    from donkeyrl.rl import headtohead
+    from donkeyrl.rl.evaluate import ModelLoadError, load_trained
+    from donkeyrl.rl.race import race_tracks
+    from donkeyrl.sim.tracksets import expand_set
+
+    if args.out:
+        try:
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            probe = Path(args.out) / ".write-test"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as exc:
+            raise CLIError(f"cannot write to --out {args.out}: {exc.strerror or exc}") from None
+    tracks = list(expand_set(args.track_set))
+    drivers = {"model": race_tracks(model, cfg, tracks, seed=args.seed,
+                                    deterministic=not args.stochastic)}
+    desc = {"model": f"{args.model} ({cfg.agent}, trained on {', '.join(cfg.tracks)})"}
+    if args.baseline:
+        try:
+            base_model, base_cfg = load_trained(args.baseline)
+        except ModelLoadError as exc:
+            raise CLIError(f"--baseline: {exc}") from None
+        base_cfg = dataclasses.replace(base_cfg, **simulator_overrides(args))
+        drivers["baseline"] = race_tracks(base_model, base_cfg, tracks, seed=args.seed,
+                                          deterministic=not args.stochastic)
+        desc["baseline"] = f"{args.baseline} ({base_cfg.agent}, trained on {', '.join(base_cfg.tracks)})"
+    doc = headtohead.compare(drivers, tracks, args.track_set, desc)
+    if args.out:
+        headtohead.write(doc, args.out)
+    print(json.dumps(doc) if args.json else headtohead.format_table(doc))
     return 0
 
 
