@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from donkeyrl.donkey.client import ClientConfig
-from donkeyrl.donkey.env import DonkeySimEnv
+from donkeyrl.envs.unity import DonkeySimEnv
 from donkeyrl.donkey.server import DonkeySimServer, ServerConfig
 from donkeyrl.envs.common import EpisodeLimits
 

@@ -14,7 +14,7 @@ import pytest
 
 from donkeyrl.donkey import protocol as P
 from donkeyrl.donkey.client import SimClient, SimDisconnected, SimTimeout
-from donkeyrl.donkey.env import make_donkey_env
+from donkeyrl.envs.unity import make_donkey_env
 
 from .conftest import FAST_CLIENT, make_env, pursuit
 

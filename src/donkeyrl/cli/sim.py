@@ -26,6 +26,23 @@ def _quality(text: str) -> int:
     return value
 
 
+def _max_clients(text: str) -> int:
+    value = positive_int(text)
+    if value > 1024:
+        raise argparse.ArgumentTypeError(f"{value} must be in 1..1024")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0.0 <= value <= 1e6:
+        raise argparse.ArgumentTypeError(f"{value:g} must be in 0..1000000 seconds (0 = never)")
+    return value
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``sim`` and its ``serve`` subcommand."""
     sim = subparsers.add_parser("sim", help="DonkeyCar simulator tools (serve the built-in simulator)",
@@ -49,12 +66,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        "Unity simulator")
     serve.add_argument("--jpeg-quality", type=_quality, default=75,
                        help="JPEG quality of the camera images, 1..100 (default 75, Unity's)")
-    serve.add_argument("--max-clients", type=positive_int, default=16,
-                       help="most simultaneous connections (cars); more are refused (default 16)")
+    serve.add_argument("--max-clients", type=_max_clients, default=16,
+                       help="most simultaneous connections (cars, default 16); when full, a "
+                       "newcomer replaces the connection inactive longest if it has been inactive "
+                       "for --handshake-timeout, else it is refused")
+    serve.add_argument("--handshake-timeout", type=_seconds, default=60.0, metavar="SECONDS",
+                       help="close a connection that has not loaded a scene within this time "
+                       "(default 60; 0 = never)")
+    serve.add_argument("--idle-timeout", type=_seconds, default=300.0, metavar="SECONDS",
+                       help="close a connection whose client sent nothing and whose car did not "
+                       "move 1 unit for this long (default 300, the Unity simulator's; 0 = never)")
+    serve.add_argument("--randomize", action="store_true",
+                       help="serve domain-randomised frames: every connection gets a new random "
+                       "look (colours, lighting, texture, lines, camera jitter) at each scene load, "
+                       "reset_car and regen_road, reproducible with --seed")
     serve.add_argument("--no-quit", action="store_true",
                        help="ignore quit_app messages instead of stopping the server")
     serve.add_argument("--seed", type=non_negative_int, default=None,
-                       help="seed of the simulators (default: random)")
+                       help="seed of the server's random choices: generated roads and, with "
+                       "--randomize, the looks (default: random)")
     serve.set_defaults(func=run)
 
 
@@ -64,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = ServerConfig(host=args.host, port=args.port, track=args.track, fast=args.fast,
                           jpeg_quality=args.jpeg_quality, max_clients=args.max_clients,
-                          allow_quit=not args.no_quit, seed=args.seed)
+                          handshake_timeout=args.handshake_timeout, idle_timeout=args.idle_timeout,
+                          randomize=args.randomize, allow_quit=not args.no_quit, seed=args.seed)
     try:
         server = DonkeySimServer(config)
     except OSError as exc:
@@ -75,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, lambda *_: server.request_stop())
     print(f"donkeyrl sim: serving on {server.host}:{server.port} "
           f"({'fast' if args.fast else 'real-time'}; "
+          f"{'randomised looks; ' if args.randomize else ''}"
           f"{'scene ' + args.track if args.track else 'menu'}); Ctrl-C stops", flush=True)
     try:
         server.serve_forever()

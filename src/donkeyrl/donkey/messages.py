@@ -86,6 +86,15 @@ def to_int(name: str, value: Any) -> int:
     return int(out)
 
 
+def to_bool(name: str, value: Any) -> bool:
+    """A flag from a JSON boolean, a number or a string ("1", "true", "0", "false"...)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no", "on", "off"):
+        return value.strip().lower() in ("true", "yes", "on")
+    return to_float(name, value) != 0.0
+
+
 def to_str(name: str, value: Any) -> str:
     """A string field; numbers are accepted and converted (lenient like the simulator)."""
     if isinstance(value, str):
@@ -95,7 +104,8 @@ def to_str(name: str, value: Any) -> str:
     raise ProtocolError(f"field {name!r} must be a string, got {type(value).__name__}", str(value))
 
 
-_CONVERT = {float: to_float, int: to_int, str: to_str, "float": to_float, "int": to_int, "str": to_str}
+_CONVERT = {float: to_float, int: to_int, str: to_str, bool: to_bool, "float": to_float, "int": to_int,
+            "str": to_str, "bool": to_bool}
 
 
 # ----------------------------------------------------------------------------- messages
@@ -180,7 +190,12 @@ class CarConfig(Message):
 
 @dataclass(frozen=True)
 class CamConfig(Message):
-    """Camera settings; 0 keeps the simulator's default for that field."""
+    """Camera settings; 0 keeps the simulator's current value for that field.
+
+    ``img_enc`` is kept as sent: the simulator applies it only when it has exactly three letters
+    (gym-donkeycar sends "0" when the user did not choose one). Offsets and rotations are the
+    camera's pose in the car frame (x right, y up, z forward; Unity Euler angles in degrees).
+    """
 
     msg_type: ClassVar[str] = "cam_config"
     direction: ClassVar[str] = "client"
@@ -195,6 +210,87 @@ class CamConfig(Message):
     offset_y: float = 0.0
     offset_z: float = 0.0
     rot_x: float = 0.0
+    rot_y: float = 0.0
+    rot_z: float = 0.0
+
+
+@dataclass(frozen=True)
+class CamConfigB(CamConfig):
+    """Settings of the second camera; receiving one turns that camera on (telemetry ``imageb``)."""
+
+    msg_type: ClassVar[str] = "cam_config_b"
+
+
+@dataclass(frozen=True)
+class LidarConfig(Message):
+    """Turn on (or reconfigure) the lidar; wire names as the simulator spells them.
+
+    Rays sweep 360 degrees clockwise (seen from above) in ``degPerSweepInc`` steps, starting
+    ``degAngDown`` degrees below the lidar's forward direction; each of the ``numSweepsLevels``
+    sweeps is ``degAngDelta`` degrees further down (negative: up). Hits within ``maxRange`` are
+    reported in telemetry ``lidar`` as ``{"d", "rx", "ry"}``. Defaults are gym-donkeycar's.
+    """
+
+    msg_type: ClassVar[str] = "lidar_config"
+    direction: ClassVar[str] = "client"
+    degPerSweepInc: float = 2.0
+    degAngDown: float = 0.0
+    degAngDelta: float = -1.0
+    numSweepsLevels: int = 1
+    maxRange: float = 50.0
+    noise: float = 0.5
+    offset_x: float = 0.0
+    offset_y: float = 0.5
+    offset_z: float = 0.5
+    rot_x: float = 0.0
+
+
+@dataclass(frozen=True)
+class SetPosition(Message):
+    """Teleport the car to (pos_x, pos_y, pos_z) in raw simulator units (not divided by 8), with
+    the orientation quaternion (Qx, Qy, Qz, Qw) (identity when not sent)."""
+
+    msg_type: ClassVar[str] = "set_position"
+    direction: ClassVar[str] = "client"
+    pos_x: float = 0.0
+    pos_y: float = 0.0
+    pos_z: float = 0.0
+    Qx: float = 0.0
+    Qy: float = 0.0
+    Qz: float = 0.0
+    Qw: float = 1.0
+
+
+@dataclass(frozen=True)
+class StepMode(Message):
+    """``step_mode``: "synchronous" or "asynchronous", with the ``time_step`` (s) asked for."""
+
+    msg_type: ClassVar[str] = "step_mode"
+    direction: ClassVar[str] = "client"
+    step_mode: str = "asynchronous"
+    time_step: float = 0.05
+
+
+@dataclass(frozen=True)
+class Pause(Message):
+    """Freeze (``is_pause`` true) or resume the car's clock."""
+
+    msg_type: ClassVar[str] = "pause"
+    direction: ClassVar[str] = "client"
+    is_pause: bool = True
+
+
+@dataclass(frozen=True)
+class RacerInfo(Message):
+    """Racer biography shown by race builds (cosmetic)."""
+
+    msg_type: ClassVar[str] = "racer_info"
+    direction: ClassVar[str] = "client"
+    racer_name: str = ""
+    car_name: str = ""
+    bio: str = ""
+    country: str = ""
+    guid: str = ""
 
 
 @dataclass(frozen=True)
@@ -348,8 +444,9 @@ class Unknown(Message):
 
 
 CLIENT_MESSAGES: dict[str, type[Message]] = {m.msg_type: m for m in (
-    Control, ResetCar, GetSceneNames, LoadScene, ExitScene, CarConfig, CamConfig, RegenRoad,
-    NodePositionRequest, GetProtocolVersion, QuitApp)}
+    Control, ResetCar, GetSceneNames, LoadScene, ExitScene, CarConfig, CamConfig, CamConfigB,
+    LidarConfig, RegenRoad, NodePositionRequest, GetProtocolVersion, QuitApp, SetPosition, StepMode,
+    Pause, RacerInfo)}
 SIM_MESSAGES: dict[str, type[Message]] = {m.msg_type: m for m in (
     SceneSelectionReady, SceneNames, CarLoaded, Telemetry, StartingLine, NodePosition,
     ProtocolVersion)}
