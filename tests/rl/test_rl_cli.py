@@ -64,7 +64,8 @@ def test_searched_booleans_take_a_value():
 
     parser = build_parser()
     cfg = config_from_args(parser.parse_args(["train", "--grey", "false", "--domain-randomization", "true",
-                                              "--learning-rate", "0.001", "--n-steer", "5"]))
+                                              "--actions", "discrete", "--learning-rate", "0.001",
+                                              "--n-steer", "5"]))
     assert cfg.grey is False and cfg.domain_randomization is True
     assert cfg.learning_rate == 0.001 and cfg.n_steer == 5
     cfg = config_from_args(parser.parse_args(["train", "--domain-randomization"]))

@@ -39,26 +39,63 @@ positive_float = _number_type(float, 0, strict=True)
 non_negative_float = _number_type(float, 0, strict=False)
 
 
+def bounded(parse: type, low: float | None, high: float | None) -> argparse._ActionType:
+    """An argparse type: a finite ``parse`` (int or float) in the inclusive range [low, high]."""
+    noun = "an integer" if parse is int else "a number"
+    if low is not None and high is not None:
+        valid = f"in [{low:g}, {high:g}]"
+    elif low is not None:
+        valid = f">= {low:g}"
+    elif high is not None:
+        valid = f"<= {high:g}"
+    else:
+        valid = "finite"
+
+    def convert(text: str) -> float:
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
+        if value != value or value in (float("inf"), float("-inf")) or \
+                (low is not None and value < low) or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{text} must be {noun} {valid}")
+        return value
+
+    convert.__name__ = f"{parse.__name__} {valid}"
+    return convert
+
+
+#: The simulator options every command shares, in order (TrialConfig field names).
+SIMULATOR_OPTIONS = ("sim", "host", "port", "sim_path")
+
+
 def add_simulator_arguments(group: argparse._ActionsContainer, *, defaults: bool = True,
                             unset: str = "the model's own setting") -> None:
     """``--sim/--host/--port/--sim-path``: which simulator runs the car (shared by the commands).
 
+    Choices, bounds (``--port`` in 1..65535) and help come from the trial configuration's
+    declarations (donkeyrl.rl.config.EnvConfig), like ``donkeyrl train``'s own flags.
     With ``defaults=False`` every option defaults to None, meaning "keep what the model or trial
     was configured with" (``evaluate``, ``research``).
     """
-    keep = f" (default: {unset})"
-    group.add_argument("--sim", choices=("embedded", "donkey"), default="embedded" if defaults else None,
-                       help="simulator: embedded (built in) or donkey (the real DonkeyCar simulator over "
-                       "TCP)" + (" (default: embedded)" if defaults else keep))
-    group.add_argument("--host", default="127.0.0.1" if defaults else None,
-                       help="real simulator host" + (" (default: 127.0.0.1)" if defaults else keep))
-    group.add_argument("--port", type=positive_int, default=9091 if defaults else None,
-                       help="real simulator port" + (" (default: 9091)" if defaults else keep))
-    group.add_argument("--sim-path", default=None,
-                       help="real simulator executable to launch in its own process group (on a free "
-                       "port if --port is taken) and stop afterwards")
+    from donkeyrl.rl.config import param_infos
+
+    infos = param_infos()
+    for name in SIMULATOR_OPTIONS:
+        info = infos[name]
+        kwargs: dict[str, object] = {"default": info.default if defaults else None, "dest": name}
+        if info.choices is not None:
+            kwargs["choices"] = info.choices
+        if info.type in ("int", "float"):
+            kwargs["type"] = bounded(int if info.type == "int" else float, info.low, info.high)
+        if info.metavar:
+            kwargs["metavar"] = info.metavar
+        shown = f" (default: {info.default})" if defaults and info.default is not None else \
+            "" if defaults else f" (default: {unset})"
+        kwargs["help"] = info.help.rstrip(".") + shown
+        group.add_argument(info.flag, **kwargs)  # type: ignore[arg-type]
 
 
 def simulator_overrides(args: argparse.Namespace) -> dict[str, object]:
     """The simulator options given on the command line, as TrialConfig field -> value."""
-    return {k: getattr(args, k) for k in ("sim", "host", "port", "sim_path") if getattr(args, k) is not None}
+    return {k: getattr(args, k) for k in SIMULATOR_OPTIONS if getattr(args, k, None) is not None}

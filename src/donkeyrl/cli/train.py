@@ -1,7 +1,31 @@
 """``donkeyrl train``: train one agent, save it, evaluate it, write the result file.
 
-Every TrialConfig field is a flag (``foo_bar`` <-> ``--foo-bar``), which is the rule the research
-controller relies on to pass searched parameters.
+Every trial parameter is a flag generated from its declaration in the trial configuration
+(:mod:`donkeyrl.rl.config`, :mod:`donkeyrl.rl.algorithms`): ``foo_bar`` <-> ``--foo-bar`` (the rule
+the research controller relies on to pass searched parameters; ``tracks`` is ``--track``), with the
+field's docstring as help, its default and its inclusive bounds, checked before any work starts.
+
+``--print-schema`` prints the parameters as JSON, for tools (the research controller rejects a
+search space naming a parameter the agent lacks or a range outside its bounds)::
+
+    {"schema_version": 1, "agents": ["ppo", "dqn", "sac", "tqc"],
+     "action_kinds": {"ppo": ["continuous", "discrete"], ...},
+     "params": {"learning_rate": {"flag": "--learning-rate", "type": "float", "default": null,
+                                  "agent_defaults": {"ppo": 0.0003, "dqn": 0.001, ...},
+                                  "low": 1e-08, "high": 1.0, "log": true, "choices": null,
+                                  "nullable": false, "keywords": null, "agents": null,
+                                  "section": "algo", "target": "model", "requires": null,
+                                  "help": "Optimizer (Adam) learning rate. ..."}, ...}}
+
+``type`` is one of int, float, bool, str, list; ``low``/``high`` are inclusive bounds (null: none);
+``agents`` lists the algorithms a parameter applies to (null: all); ``default`` is null where it
+depends on the agent (then ``agent_defaults`` has one per agent) or where null means off;
+``nullable`` parameters also accept ``none``; ``keywords`` are strings accepted besides numbers
+(``auto`` also as ``auto_<number>``).
+
+``--check`` parses and validates everything, builds the env and the model once (no training,
+nothing written), prints one line ``ok: ...`` and exits 0; bad input prints one error line and
+exits 2 (the research controller appends it to its first trial's command line as a preflight).
 """
 
 from __future__ import annotations
@@ -11,16 +35,14 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from donkeyrl.cli.common import (CLIError, add_simulator_arguments, non_negative_float, non_negative_int,
-                                 positive_float, positive_int)
+from donkeyrl.cli.common import CLIError, bounded, positive_float
 
-
-def _ent_coef(text: str) -> float | str:
-    if text == "auto" or text.startswith("auto_"):
-        return text
-    return non_negative_float(text)
+#: Help-group titles of the configuration sections.
+GROUP_TITLES = {"agent": "agent", "run": "training run", "env": "environment",
+                "observation": "observation pipeline", "rewards": "reward", "network": "policy network",
+                "algo": "algorithm hyperparameters (default: the agent's measured default)"}
 
 
 def _bool(text: str) -> bool:
@@ -33,146 +55,185 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"{text!r} is not a boolean (true/false)")
 
 
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+def _value_type(info: Any) -> Any:
+    """The argparse type of one declared parameter: bounded numbers, keywords, ``none``."""
+    from donkeyrl.rl.schema import is_keyword_value
+
+    if info.type == "bool":
+        base: Any = _bool
+    elif info.type in ("int", "float"):
+        base = bounded(int if info.type == "int" else float, info.low, info.high)
+    else:
+        base = str
+
+    def convert(text: str) -> Any:
+        if info.nullable and text.strip().lower() == "none":
+            return None
+        if info.keywords and is_keyword_value(text, info.keywords):
+            return text
+        return base(text)
+
+    convert.__name__ = getattr(base, "__name__", info.type)
+    return convert
 
 
-def _float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+def _help(info: Any) -> str:
+    """The field docstring followed by default, bounds, log hint and the agents it applies to."""
+    notes = []
+    if info.agent_defaults:
+        notes.append("default: " + ", ".join(f"{a} {v:g}" if isinstance(v, float) else f"{a} {v}"
+                                             for a, v in info.agent_defaults.items()))
+    elif info.type == "list":
+        notes.append(f"default: {' '.join(info.default)}")
+    else:
+        notes.append(f"default: {'none' if info.default is None else str(info.default).lower()}")
+    if info.low is not None or info.high is not None:
+        notes.append(f"range [{'-inf' if info.low is None else format(info.low, 'g')}, "
+                     f"{'inf' if info.high is None else format(info.high, 'g')}]")
+    if info.log:
+        notes.append("log scale")
+    if info.agents is not None:
+        notes.append(f"agents: {', '.join(info.agents)}")
+    return f"{info.help} ({'; '.join(notes)})".replace("%", "%%")
+
+
+def _add_param(group: argparse._ArgumentGroup, info: Any) -> None:
+    kwargs: dict[str, Any] = {"dest": info.name, "default": argparse.SUPPRESS, "help": _help(info),
+                              "type": _value_type(info)}
+    flags = [info.flag]
+    if info.type == "list":
+        kwargs["nargs"] = "+"
+        kwargs["metavar"] = info.metavar or "VALUE"
+        alias = "--" + info.name.replace("_", "-")
+        if alias != info.flag:
+            flags.append(alias)  # the research rule: name foo_bar <-> --foo-bar
+    elif info.type == "bool":
+        kwargs.update(nargs="?", const=True, metavar="BOOL")
+    elif info.choices is not None:
+        kwargs["choices"] = info.choices
+        kwargs["metavar"] = "{" + ",".join(map(str, info.choices)) + "}"
+    elif info.metavar:
+        kwargs["metavar"] = info.metavar
+    group.add_argument(*flags, **kwargs)
 
 
 def register(subparsers: Any) -> None:
+    from donkeyrl.rl.config import param_infos
+
     p = subparsers.add_parser(
         "train", help="train one RL agent, save it, evaluate it and write a result file",
-        description="Train a Stable-Baselines3 agent to drive from pixels, save DIR/model.zip and "
-        "trial_config.json, evaluate it with the same wrappers and write the result JSON.")
-    g = p.add_argument_group("agent")
-    g.add_argument("--agent", choices=("ppo", "dqn", "sac"), default="ppo",
-                   help="RL algorithm (default: ppo)")
-    g.add_argument("--actions", choices=("auto", "continuous", "discrete"), default="auto",
-                   help="action space: auto = dqn discrete, ppo/sac continuous (default: auto)")
-    g.add_argument("--timesteps", type=_int, default=50_000,
-                   help="total environment steps to train (default: 50000)")
-    g.add_argument("--seed", type=_int, default=0, help="random seed (default: 0)")
-    g.add_argument("--n-steer", type=_int, default=7, help="steering bins of the discrete grid, >= 2")
-    g.add_argument("--n-throttle", type=_int, default=3, help="throttle bins of the discrete grid, >= 1")
-    h = p.add_argument_group("hyperparameters (default: the agent's measured default)")
-    h.add_argument("--learning-rate", type=positive_float, help="optimizer learning rate")
-    h.add_argument("--gamma", type=positive_float, help="discount factor in (0, 1]")
-    h.add_argument("--n-steps", type=positive_int, help="PPO rollout steps per env")
-    h.add_argument("--batch-size", type=positive_int, help="minibatch size")
-    h.add_argument("--n-epochs", type=positive_int, help="PPO epochs per rollout")
-    h.add_argument("--gae-lambda", type=non_negative_float, help="PPO GAE lambda")
-    h.add_argument("--clip-range", type=positive_float, help="PPO clip range")
-    h.add_argument("--ent-coef", type=_ent_coef, help="entropy coefficient (SAC: also 'auto')")
-    h.add_argument("--n-envs", type=positive_int, help="parallel environments")
-    h.add_argument("--vec-env", choices=("dummy", "subproc"), default="dummy",
-                   help="vectorisation: one process (dummy, default) or one per env (subproc)")
-    h.add_argument("--torch-threads", type=positive_int, default=1,
-                   help="torch intra-op threads (default: 1, measured fastest on a shared 2-core CPU)")
-    h.add_argument("--buffer-size", type=positive_int, help="DQN/SAC replay buffer size")
-    h.add_argument("--learning-starts", type=non_negative_int, help="DQN/SAC steps before learning")
-    h.add_argument("--train-freq", type=positive_int, help="DQN/SAC env steps between updates")
-    h.add_argument("--gradient-steps", type=positive_int, help="DQN/SAC gradient steps per update")
-    h.add_argument("--tau", type=positive_float, help="SAC target soft-update rate")
-    h.add_argument("--exploration-fraction", type=positive_float, help="DQN epsilon decay fraction")
-    h.add_argument("--exploration-final-eps", type=non_negative_float, help="DQN final epsilon")
-    h.add_argument("--target-update-interval", type=positive_int, help="DQN target update interval")
-    h.add_argument("--net-width", type=positive_int, default=64, help="units per hidden layer (default: 64)")
-    h.add_argument("--net-depth", type=non_negative_int, default=2, help="hidden layers (default: 2)")
-    h.add_argument("--features-dim", type=positive_int, default=128,
-                   help="CNN features size (default: 128)")
-    e = p.add_argument_group("environment")
-    where = e.add_mutually_exclusive_group()
-    where.add_argument("--env", metavar="ID", help="gym-donkeycar env id, e.g. donkey-generated-roads-v0")
-    where.add_argument("--track", nargs="+", metavar="NAME",
-                       help="training track(s); several = one sampled per episode "
-                       "(default: generated_track)")
-    add_simulator_arguments(e)
-    e.add_argument("--max-cte", type=positive_float, default=8.0,
-                   help="episode ends beyond this |cte| (sim units, default: 8)")
-    e.add_argument("--steer-limit", type=positive_float, default=1.0, help="steering limit (default: 1)")
-    e.add_argument("--throttle-min", type=_float, default=0.2,
-                   help="minimum throttle, keeps the car moving (default: 0.2)")
-    e.add_argument("--throttle-max", type=_float, default=1.0, help="maximum throttle (default: 1)")
-    e.add_argument("--domain-randomization", type=_bool, nargs="?", const=True, default=False,
-                   metavar="BOOL", help="randomise appearance on every reset (bare flag = true)")
-    e.add_argument("--steer-rate-limit", type=positive_float,
-                   help="max steering change per step, fraction of the range, e.g. 0.15 (default: off)")
-    e.add_argument("--max-steps", type=positive_int, help="episode step limit (default: from track length)")
-    e.add_argument("--max-laps", type=positive_int,
-                   help="end an episode after this many laps (default: no lap limit)")
-    r = p.add_argument_group("reward")
-    r.add_argument("--reward", choices=("donkey", "speed", "progress"), default="progress",
-                   help="donkey (simulator's own), speed (speed*(1-|cte|/max_cte)) or progress "
-                   "(net progress x centring, crash penalty; default)")
+        description="Train a Stable-Baselines3 agent to drive from pixels, save DIR/model.zip, "
+        "trial_config.json and curve.jsonl, evaluate it with the same wrappers and write the result JSON.")
+    p.error = _one_line_error(p)
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for info in param_infos().values():
+        if info.section not in groups:
+            groups[info.section] = p.add_argument_group(GROUP_TITLES[info.section])
+        _add_param(groups[info.section], info)
+    e = groups["env"]
+    e.add_argument("--env", metavar="ID", help="gym-donkeycar env id to train on, e.g. "
+                   "donkey-generated-roads-v0 (instead of --track)")
+    r = groups["rewards"]
     r.add_argument("--reward-shaping", action="store_true", help="same as --reward speed")
-    r.add_argument("--crash-penalty", type=non_negative_float, default=1.0,
-                   help="penalty on crash / short lap (default: 1)")
-    r.add_argument("--min-lap-time", type=non_negative_float,
-                   help="laps faster than this (s) end the episode (default: track length / 60 u/s)")
-    o = p.add_argument_group("observation pipeline")
-    o.add_argument("--obs-width", type=positive_int, default=64, help="image width (default: 64)")
-    o.add_argument("--obs-height", type=positive_int, default=32, help="image height after crop (default: 32)")
-    o.add_argument("--grey", type=_bool, nargs="?", const=True, default=True, metavar="BOOL",
-                   help="grey-scale image; --grey false for RGB (default: true)")
-    o.add_argument("--crop-top", type=non_negative_float, default=0.4,
-                   help="fraction of the frame's top rows (sky) removed (default: 0.4)")
-    o.add_argument("--frame-stack", type=positive_int, default=2, help="frames stacked (default: 2)")
-    o.add_argument("--policy-net", choices=("compact", "nature"), default="compact",
-                   help="CNN: compact (small frames, default) or nature (SB3 NatureCNN)")
+    o = groups["observation"]
     o.add_argument("--raw-obs", action="store_true",
-                   help="raw 120x160x3 frames, no crop/stack, NatureCNN (overrides the above)")
+                   help="raw 120x160x3 frames, no crop/stack, NatureCNN (overrides the observation options)")
     out = p.add_argument_group("output")
-    out.add_argument("--save-dir", help="directory for model.zip + trial_config.json "
+    out.add_argument("--save-dir", help="directory for model.zip + trial_config.json + curve.jsonl "
                      "(default: models/run-<timestamp>)")
-    out.add_argument("--result-file", help="write the result JSON here")
-    out.add_argument("--eval-episodes", type=non_negative_int, default=5,
-                     help="evaluation episodes after training (default: 5)")
+    out.add_argument("--result-file", help="write the result JSON here (a file path; refused up front "
+                     "if it is a directory)")
     out.add_argument("--progress-interval", type=positive_float, default=10.0,
-                     help="seconds between progress lines (default: 10)")
+                     help="seconds between progress lines and learning-curve points (default: 10)")
+    out.add_argument("--tensorboard", metavar="DIR",
+                     help="log SB3's rollout/ and train/ metrics, driving/ metrics at each progress line "
+                     "and eval/ metrics of the final evaluation to DIR/<save dir name> (default: off)")
+    act = p.add_argument_group("actions instead of training")
+    act.add_argument("--check", action="store_true",
+                     help="validate everything, build the env and the model once, print 'ok: ...' and "
+                     "exit 0 (2 on bad input); trains and writes nothing")
+    act.add_argument("--print-schema", action="store_true",
+                     help="print every trial parameter (flag, type, default, bounds, agents, help) as "
+                     "JSON and exit")
     p.set_defaults(func=run)
+
+
+def _one_line_error(parser: argparse.ArgumentParser) -> Any:
+    """``parser.error`` printing one line (no usage block), exit code 2."""
+    def error(message: str) -> NoReturn:
+        print(f"{parser.prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)
+    return error
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
     """TrialConfig from parsed flags; CLIError on an invalid combination."""
-    from donkeyrl.rl.config import TrialConfig
+    from donkeyrl.rl.config import TrialConfig, param_infos
 
-    fields = set(TrialConfig.__dataclass_fields__)
-    values = {k: v for k, v in vars(args).items() if k in fields and v is not None}
-    values["tracks"] = tuple(args.track) if args.track else (args.env,) if args.env else ("generated_track",)
-    if args.reward_shaping:
-        values["reward"] = "speed"
-    if args.raw_obs:
-        values.update(obs_width=160, obs_height=120, grey=False, crop_top=0.0, frame_stack=1,
-                      policy_net="nature")
+    infos = param_infos()
+    flat = {k: v for k, v in vars(args).items() if k in infos}
+    if getattr(args, "env", None):
+        if "tracks" in flat:
+            raise CLIError("give either --env or --track, not both")
+        flat["tracks"] = (args.env,)
+    if getattr(args, "reward_shaping", False):
+        if flat.get("reward", "speed") != "speed":
+            raise CLIError(f"--reward-shaping means --reward speed, but --reward {flat['reward']} was given")
+        flat["reward"] = "speed"
+    if getattr(args, "raw_obs", False):
+        flat.update(obs_width=160, obs_height=120, grey=False, crop_top=0.0, frame_stack=1,
+                    policy_net="nature")
     try:
-        return TrialConfig(**values)
+        return TrialConfig(**flat)
     except ValueError as exc:
         raise CLIError(str(exc)) from None
 
 
-def run(args: argparse.Namespace) -> int:
-    from donkeyrl.rl.train import check_save_dir, run_trial
+def _check_outputs(args: argparse.Namespace, cfg: Any, save_dir: str, *, create: bool) -> None:
+    """Every output path usable, before any work; creates the save dir (and result folder) if asked."""
+    from donkeyrl.rl.agents import resolve_device
+    from donkeyrl.rl.train import check_result_file, check_save_dir, check_writable_dir
 
-    cfg = config_from_args(args)
-    save_dir = args.save_dir or f"models/run-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
-        check_save_dir(save_dir)
+        if create:
+            check_save_dir(save_dir)
+        else:
+            check_writable_dir(save_dir, "save dir")
         if args.result_file:
-            Path(args.result_file).parent.mkdir(parents=True, exist_ok=True)
+            check_result_file(args.result_file)
+            if create:
+                Path(args.result_file).parent.mkdir(parents=True, exist_ok=True)
+        if args.tensorboard:
+            check_writable_dir(args.tensorboard, "tensorboard dir")
+        resolve_device(cfg.run.device)
     except (ValueError, OSError) as exc:
         raise CLIError(str(exc)) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.print_schema:
+        from donkeyrl.rl.config import schema
+
+        print(json.dumps(schema(), indent=2))
+        return 0
+    cfg = config_from_args(args)
+    save_dir = args.save_dir or f"models/run-{time.strftime('%Y%m%d-%H%M%S')}"
+    _check_outputs(args, cfg, save_dir, create=not args.check)
+    if args.check:
+        from donkeyrl.rl.train import check_trial, failure_message
+
+        try:
+            line = check_trial(cfg)
+        except Exception as exc:
+            raise CLIError(f"check failed: {failure_message(exc)}") from None
+        print(f"ok: {line}")
+        return 0
+    from donkeyrl.rl.train import run_trial
+
     print(f"training {cfg.agent} on {', '.join(cfg.tracks)} for {cfg.timesteps} steps "
           f"-> {save_dir}", flush=True)
     result = run_trial(cfg, save_dir, report=lambda line: print(line, flush=True),
-                       progress_interval_sec=args.progress_interval)
+                       progress_interval_sec=args.progress_interval, tensorboard_dir=args.tensorboard)
     if args.result_file:
         Path(args.result_file).write_text(json.dumps(result, indent=2) + "\n")
     if result["run_status"] != "ok":

@@ -1,9 +1,13 @@
 """Default search spaces per agent and loading of ``--search-space`` JSON files.
 
-Default spaces (every name reaches ``donkeyrl train`` as ``--name-with-dashes VALUE``):
+The default space of an agent is its registry entry's ``search_space``
+(:data:`donkeyrl.rl.algorithms.REGISTRY`) plus ``timesteps`` in ``[--min-timesteps,
+--max-timesteps]`` (fixed when min == max), placed right after ``learning_rate``: the order of the
+parameters fixes their encoding, so a study's proposals for a given seed stay the same. Every
+name reaches ``donkeyrl train`` as ``--name-with-dashes VALUE``. Today's entries:
 
 ========== ===================================== ===================================
-parameter  ppo / dqn                             sac
+parameter  ppo / dqn                             sac / tqc
 ========== ===================================== ===================================
 learning_rate float, log, [1e-5, 3e-3]            float, log, [1e-5, 3e-3]
 timesteps  int, [--min-timesteps, --max-timesteps] (fixed when min == max)
@@ -14,6 +18,8 @@ n_steps    ppo: categorical 64, 128, 256, 512     -
 ent_coef   ppo: float, log, [1e-4, 0.05]          -
 batch_size ppo: 32, 64, 128; dqn: 32, 64, 128     64, 128, 256
 ========== ===================================== ===================================
+
+tqc also searches ``top_quantiles_to_drop_per_net`` (int, [0, 5]).
 
 PPO is searched on the discrete (n_steer x n_throttle) action grid (``actions`` fixed to
 ``discrete``), so that the discretisation parameters reach the trainer; for continuous PPO pass
@@ -37,33 +43,15 @@ from pathlib import Path
 from typing import Any
 
 from donkeyrl.bo import SearchSpace, SearchSpaceError
+from donkeyrl.rl.algorithms import AGENTS, REGISTRY
 
 __all__ = ["AGENTS", "RESERVED", "default_space", "load_space", "timesteps_spec"]
-
-AGENTS = ("ppo", "dqn", "sac")
 
 RESERVED = ("save_dir", "result_file", "seed", "track", "eval_episodes")
 """Flags the controller passes itself; a search space may not define them."""
 
-_COMMON: dict[str, dict[str, Any]] = {
-    "learning_rate": {"type": "float", "low": 1e-5, "high": 3e-3, "log": True},
-    "gamma": {"type": "float", "low": 0.9, "high": 0.999},
-}
-_DISCRETE: dict[str, dict[str, Any]] = {
-    "n_steer": {"type": "int", "low": 3, "high": 9},
-    "n_throttle": {"type": "int", "low": 1, "high": 5},
-}
-_AGENT: dict[str, dict[str, dict[str, Any]]] = {
-    "ppo": {
-        "actions": {"type": "fixed", "value": "discrete"},
-        **_DISCRETE,
-        "n_steps": {"type": "categorical", "choices": [64, 128, 256, 512]},
-        "ent_coef": {"type": "float", "low": 1e-4, "high": 0.05, "log": True},
-        "batch_size": {"type": "categorical", "choices": [32, 64, 128]},
-    },
-    "dqn": {**_DISCRETE, "batch_size": {"type": "categorical", "choices": [32, 64, 128]}},
-    "sac": {"batch_size": {"type": "categorical", "choices": [64, 128, 256]}},
-}
+#: ``timesteps`` goes right after this parameter of a default space (first if it is absent).
+_TIMESTEPS_AFTER = "learning_rate"
 
 
 def timesteps_spec(min_timesteps: int, max_timesteps: int) -> dict[str, Any]:
@@ -80,13 +68,17 @@ def timesteps_spec(min_timesteps: int, max_timesteps: int) -> dict[str, Any]:
 
 def default_space(agent: str, min_timesteps: int = 5000,
                   max_timesteps: int = 20000) -> SearchSpace:
-    """The documented default space of ``agent`` (one of ``AGENTS``)."""
-    if agent not in _AGENT:
+    """The documented default space of ``agent`` (one of ``AGENTS``), from its registry entry."""
+    if agent not in REGISTRY:
         raise ValueError(f"unknown agent {agent!r}; valid agents are {list(AGENTS)}")
-    spec = {"learning_rate": _COMMON["learning_rate"],
-            "timesteps": timesteps_spec(min_timesteps, max_timesteps)}
-    spec.update(_AGENT[agent])
-    spec["gamma"] = _COMMON["gamma"]
+    registry_space = dict(REGISTRY[agent].search_space)
+    spec: dict[str, Any] = {}
+    if _TIMESTEPS_AFTER not in registry_space:
+        spec["timesteps"] = timesteps_spec(min_timesteps, max_timesteps)
+    for name, param in registry_space.items():
+        spec[name] = dict(param)
+        if name == _TIMESTEPS_AFTER:
+            spec["timesteps"] = timesteps_spec(min_timesteps, max_timesteps)
     return SearchSpace.from_dict(spec)
 
 

@@ -1,14 +1,16 @@
-"""SB3 callbacks: periodic progress lines, divergence detection, and a periodic lap check.
+"""SB3 callbacks: progress lines + learning curve + driving metrics, divergence detection, lap checks.
 
 Why callbacks: behaviour is added to SB3's own ``learn`` loop, never a forked training loop.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,6 +18,9 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
 log = logging.getLogger(__name__)
+
+#: Training episodes over which the progress line, the curve and the logs average.
+WINDOW = 20
 
 
 class DivergenceError(FloatingPointError):
@@ -25,52 +30,130 @@ class DivergenceError(FloatingPointError):
 class ProgressCallback(BaseCallback):
     """Every ``interval_sec`` reports steps, steps/s, mean episode reward and laps.
 
-    ``report(line: str)`` receives the line (the CLI prints it; the default logs it). It also checks
-    the policy parameters for NaN/inf at each report and raises :class:`DivergenceError`.
+    At each report it also
+    - calls ``report(line: str)`` (the CLI prints it; the default logs it),
+    - appends one point to the learning curve ``curve_path`` (if given; see :mod:`donkeyrl.rl.train`),
+    - records ``driving/*`` metrics of the training episodes in the model's SB3 logger and dumps it
+      (TensorBoard, when the trainer configured it; a no-op logger otherwise),
+    - checks the policy parameters for NaN/inf and raises :class:`DivergenceError`.
+
+    The final point of the curve is written when training ends.
+
+    Driving metrics come from the documented info keys of every step (``cte``, ``speed``,
+    ``lap_count``, ``last_lap_time``), so they work with any env stack and any VecEnv:
+    ``driving/mean_abs_cte`` and ``driving/mean_speed`` average over the steps since the previous
+    report, ``driving/laps_total`` and ``driving/episodes`` count from the start, lap times are
+    those completed since the previous report.
     """
 
-    def __init__(self, interval_sec: float = 10.0, report: Callable[[str], None] | None = None) -> None:
+    def __init__(self, interval_sec: float = 10.0, report: Callable[[str], None] | None = None,
+                 curve_path: str | Path | None = None) -> None:
         super().__init__()
         self.interval_sec = float(interval_sec)
         self.report = report or log.info
-        self.episode_rewards: deque[float] = deque(maxlen=20)
-        self.episode_laps: deque[int] = deque(maxlen=20)
+        self.curve_path = Path(curve_path) if curve_path is not None else None
+        self.episode_rewards: deque[float] = deque(maxlen=WINDOW)
+        self.episode_laps: deque[int] = deque(maxlen=WINDOW)
         self.total_laps = 0
         self.episodes = 0
         self._t0 = self._last = 0.0
+        self._abs_cte_sum = self._speed_sum = 0.0
+        self._window_steps = 0
+        self._lap_times: list[float] = []
+        self._laps_seen: list[int] = []
 
     def _on_training_start(self) -> None:
         self._t0 = self._last = time.perf_counter()
+        if self.curve_path is not None:
+            self.curve_path.write_text("")  # the curve of the model saved beside it, one per run
 
     def _on_step(self) -> bool:
-        for info, done in zip(self.locals.get("infos", []), self.locals.get("dones", []), strict=False):
+        infos = self.locals.get("infos", [])
+        dones = self.locals.get("dones", [])
+        if len(self._laps_seen) != len(infos):
+            self._laps_seen = [0] * len(infos)
+        for i, (info, done) in enumerate(zip(infos, dones)):
+            self._abs_cte_sum += abs(float(info.get("cte", 0.0)))
+            self._speed_sum += float(info.get("speed", 0.0))
+            laps = int(info.get("lap_count", 0))
+            if laps > self._laps_seen[i]:
+                self._lap_times.append(float(info.get("last_lap_time", 0.0)))
+            self._laps_seen[i] = laps
             if done:
                 ep = info.get("episode")
                 if ep is not None:
                     self.episode_rewards.append(float(ep["r"]))
-                laps = int(info.get("lap_count", 0))
                 self.episode_laps.append(laps)
                 self.total_laps += laps
                 self.episodes += 1
+                self._laps_seen[i] = 0
+        self._window_steps += len(infos)
         now = time.perf_counter()
         if now - self._last >= self.interval_sec:
             self._last = now
             check_finite(self.model.policy)
             self.report(self.line(now))
+            self._write_point(now)
+            self._log_driving()
         return True
+
+    def _on_training_end(self) -> None:
+        self._write_point(time.perf_counter())
 
     @property
     def steps_per_sec(self) -> float:
         elapsed = time.perf_counter() - self._t0
         return self.num_timesteps / elapsed if elapsed > 0 else 0.0
 
+    @property
+    def mean_reward(self) -> float | None:
+        """Mean reward of the last ``WINDOW`` training episodes (None before the first)."""
+        return float(np.mean(self.episode_rewards)) if self.episode_rewards else None
+
+    @property
+    def best_episode_laps(self) -> int:
+        """Most laps driven in one of the last ``WINDOW`` training episodes."""
+        return max(self.episode_laps) if self.episode_laps else 0
+
+    def point(self, now: float | None = None) -> dict[str, Any]:
+        """One learning-curve point (the keys documented in :mod:`donkeyrl.rl.train`)."""
+        now = time.perf_counter() if now is None else now
+        return {"steps": int(self.num_timesteps), "time_sec": round(now - self._t0, 3),
+                "episodes": self.episodes, "mean_reward": self.mean_reward,
+                "laps_total": self.total_laps, "best_episode_laps": self.best_episode_laps}
+
+    def _write_point(self, now: float) -> None:
+        if self.curve_path is None:
+            return
+        with self.curve_path.open("a") as fh:
+            fh.write(json.dumps(self.point(now)) + "\n")
+
+    def _log_driving(self) -> None:
+        """Records this window's driving metrics in the SB3 logger and dumps them."""
+        logger = self.model.logger
+        n = max(self._window_steps, 1)
+        values: dict[str, float | None] = {
+            "driving/episodes": self.episodes, "driving/laps_total": self.total_laps,
+            "driving/best_episode_laps": self.best_episode_laps, "driving/mean_reward": self.mean_reward,
+            "driving/mean_abs_cte": self._abs_cte_sum / n, "driving/mean_speed": self._speed_sum / n,
+            "driving/mean_lap_time": float(np.mean(self._lap_times)) if self._lap_times else None,
+            "driving/best_lap_time": min(self._lap_times) if self._lap_times else None,
+        }
+        for key, value in values.items():
+            if value is not None:
+                logger.record(key, value)
+        logger.dump(self.num_timesteps)
+        self._abs_cte_sum = self._speed_sum = 0.0
+        self._window_steps = 0
+        self._lap_times = []
+
     def line(self, now: float | None = None) -> str:
         """One human-readable progress line."""
-        mean_r = np.mean(self.episode_rewards) if self.episode_rewards else float("nan")
-        max_laps = max(self.episode_laps) if self.episode_laps else 0
+        mean_r = self.mean_reward
         return (f"steps {self.num_timesteps:>7d}  {self.steps_per_sec:6.0f} steps/s  "
-                f"episodes {self.episodes:4d}  mean reward (last 20) {mean_r:8.2f}  "
-                f"laps: total {self.total_laps} best-episode {max_laps}")
+                f"episodes {self.episodes:4d}  mean reward (last {WINDOW}) "
+                f"{float('nan') if mean_r is None else mean_r:8.2f}  "
+                f"laps: total {self.total_laps} best-episode {self.best_episode_laps}")
 
 
 def check_finite(policy: torch.nn.Module) -> None:

@@ -11,8 +11,10 @@ from typing import Any
 
 import gymnasium as gym
 import torch
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureCNN
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
+
+from donkeyrl.rl.algorithms import FEATURE_EXTRACTORS, load_object
 
 
 class CompactCNN(BaseFeaturesExtractor):
@@ -42,31 +44,28 @@ class CompactCNN(BaseFeaturesExtractor):
 
 
 def features_extractor(policy_net: str) -> type[BaseFeaturesExtractor]:
-    """The extractor class named by ``policy_net`` (compact or nature)."""
-    if policy_net == "compact":
-        return CompactCNN
-    if policy_net == "nature":
-        return NatureCNN
-    raise ValueError(f"unknown policy_net {policy_net!r}; valid: compact, nature")
+    """The extractor class named by ``policy_net`` (a key of ``FEATURE_EXTRACTORS``)."""
+    if policy_net not in FEATURE_EXTRACTORS:
+        raise ValueError(f"unknown policy_net {policy_net!r}; valid: {', '.join(FEATURE_EXTRACTORS)}")
+    cls: type[BaseFeaturesExtractor] = load_object(FEATURE_EXTRACTORS[policy_net])
+    return cls
 
 
 def policy_kwargs(policy_net: str, features_dim: int, net_width: int, net_depth: int,
-                  agent: str) -> dict[str, Any]:
+                  net_arch_keys: tuple[str, ...]) -> dict[str, Any]:
     """SB3 ``policy_kwargs`` for the extractor and the hidden layers after it.
 
-    PPO gets separate pi/vf heads, SAC pi/qf heads, DQN a single list (its q-network).
+    ``net_arch_keys`` (from the algorithm's registry entry) names the networks that get their own
+    hidden layers (PPO: pi/vf, SAC: pi/qf); an empty tuple gives SB3 a single list (DQN's
+    q-network).
     """
     if net_width < 1 or net_depth < 0:
         raise ValueError(f"net_width must be >= 1 and net_depth >= 0, got {net_width}, {net_depth}")
     hidden = [int(net_width)] * int(net_depth)
-    kwargs: dict[str, Any] = {
+    net_arch: list[int] | dict[str, list[int]] = {k: list(hidden) for k in net_arch_keys} if net_arch_keys \
+        else hidden
+    return {
         "features_extractor_class": features_extractor(policy_net),
         "features_extractor_kwargs": {"features_dim": int(features_dim)},
+        "net_arch": net_arch,
     }
-    if agent == "ppo":
-        kwargs["net_arch"] = {"pi": hidden, "vf": hidden}
-    elif agent == "sac":
-        kwargs["net_arch"] = {"pi": hidden, "qf": hidden}
-    else:
-        kwargs["net_arch"] = hidden
-    return kwargs
