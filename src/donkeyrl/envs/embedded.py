@@ -1,27 +1,37 @@
-"""The Gymnasium environment over the built-in simulator (gym-donkeycar contract)."""
+"""The Gymnasium environment over the built-in simulator (gym-donkeycar contract).
+
+Also the pieces the batched env (:mod:`donkeyrl.envs.vector`) shares with it, so that car ``i`` of a
+batch and a single env seeded alike live the same episodes: :class:`TrackChoice` (which track an
+episode runs on: fixed tracks, names or the regimes of :mod:`donkeyrl.sim.tracksets`),
+:func:`draw_start` (track, start pose noise and appearance drawn from one generator, in one order)
+and :func:`telemetry_info`.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from donkeyrl.envs.common import (TELEMETRY_SCALE, EpisodeLimits, ProgressWatchdog, auto_max_steps,
-                                  classify_step, donkey_reward, validate_action,
-                                  yaw_degrees)
-from donkeyrl.sim.camera import Appearance, CameraConfig
+from donkeyrl.envs.common import EpisodeCore, EpisodeLimits, step_info, validate_action, yaw_degrees
+from donkeyrl.sim.camera import Appearance, CameraConfig, Renderer
 from donkeyrl.sim.simulator import SimConfig, Simulator, Telemetry
 from donkeyrl.sim.track import Track
+from donkeyrl.sim.tracksets import TrackSampler
+from donkeyrl.units import TELEMETRY_SCALE
 
 log = logging.getLogger(__name__)
 
 #: Start-pose noise: lateral offset (units) and yaw (rad) drawn uniformly in +/- these.
 START_LATERAL = 0.25
 START_YAW = np.radians(2.0)
+#: Track a simulator is built on before the first reset when the entries name only a regime.
+PLACEHOLDER_TRACK = "generated_track"
 
 
 def start_offsets(rng: np.random.Generator) -> tuple[float, float]:
@@ -39,13 +49,92 @@ def resolve_tracks(track: str | Track | Sequence[str | Track]) -> list[Track]:
     return [t if isinstance(t, Track) else get_track(t) for t in items]
 
 
-class DonkeyEnv(gym.Env):
+class TrackChoice:
+    """Where an env's episodes run: Track objects, track names, or training regimes.
+
+    Names and regimes (``procedural``, ``catalogue``, ``mixed``) go through
+    :class:`~donkeyrl.sim.tracksets.TrackSampler`, which draws one per episode from the episode's
+    generator; a single fixed track draws nothing. Validation and test tracks are accepted here (an
+    env also evaluates on them); training code checks the track protocol before building envs.
+    """
+
+    def __init__(self, track: str | Track | Sequence[str | Track]) -> None:
+        items = [track] if isinstance(track, (str, Track)) else list(track)
+        if not items:
+            raise ValueError("at least one track is needed")
+        self.sampler: TrackSampler | None = None
+        self.tracks: list[Track] = []
+        if all(isinstance(t, str) for t in items):
+            self.sampler = TrackSampler(tuple(str(t) for t in items), allow_reserved=True)
+            names = self.sampler.names
+            self.tracks = resolve_tracks(list(names) if names else [PLACEHOLDER_TRACK])
+        else:
+            self.tracks = resolve_tracks(items)
+
+    @property
+    def first(self) -> Track:
+        """The track to build a simulator on before the first reset."""
+        return self.tracks[0]
+
+    @property
+    def fixed(self) -> bool:
+        """True when every episode runs on the same track (nothing is drawn)."""
+        if self.sampler is not None:
+            return self.sampler.fixed
+        return len(self.tracks) == 1
+
+    def pick(self, rng: np.random.Generator, options: dict[str, Any] | None = None) -> Track:
+        """The next episode's track: ``options["track"]`` if given, else drawn from ``rng``."""
+        if options and "track" in options:
+            return resolve_tracks(options["track"])[0]
+        if self.fixed:
+            return self.tracks[0]
+        if self.sampler is not None:
+            return self.sampler.next(rng)
+        return self.tracks[int(rng.integers(len(self.tracks)))]
+
+
+@dataclass(frozen=True)
+class EpisodeStart:
+    """What a reset draws for one car: its track, start pose noise and camera appearance."""
+
+    track: Track
+    lateral: float
+    yaw_offset: float
+    appearance: Appearance | None
+
+
+def draw_start(rng: np.random.Generator, tracks: TrackChoice, options: dict[str, Any] | None, *,
+               start_noise: bool, domain_randomization: bool) -> EpisodeStart:
+    """One car's episode start, drawn in a fixed order (track, pose, look) from its generator."""
+    track = tracks.pick(rng, options)
+    lat, dyaw = start_offsets(rng) if start_noise else (0.0, 0.0)
+    appearance = Appearance.random(rng) if domain_randomization else None
+    return EpisodeStart(track, lat, dyaw, appearance)
+
+
+def check_action_box(steer_limit: float, throttle_min: float, throttle_max: float) -> spaces.Box:
+    """The (steering, throttle) Box of the built-in envs; ValueError naming a bad bound."""
+    if not 0 < steer_limit <= 1:
+        raise ValueError(f"steer_limit must be in (0, 1], got {steer_limit}")
+    if not -1 <= throttle_min < throttle_max <= 1:
+        raise ValueError(f"need -1 <= throttle_min < throttle_max <= 1, got {throttle_min}, {throttle_max}")
+    return spaces.Box(np.array([-steer_limit, throttle_min], np.float32),
+                      np.array([steer_limit, throttle_max], np.float32), dtype=np.float32)
+
+
+def observation_box(camera: CameraConfig) -> spaces.Box:
+    """The uint8 image Box of a camera format."""
+    return spaces.Box(0, 255, camera.shape, np.uint8)
+
+
+class EmbeddedDonkeyEnv(gym.Env):
     """A DonkeyCar on the built-in simulator, seen through its front camera.
 
     Description:
-        The car drives a track of the catalogue (or one of several, sampled per episode). Physics
-        at 100 Hz, one step = 0.05 s of simulated time, like the DonkeyCar simulator, but as fast
-        as the CPU allows and deterministic for a given seed.
+        The car drives a track of the catalogue (or one of several, or a fresh procedural track,
+        drawn per episode). Physics at 100 Hz, one step = 0.05 s of simulated time, like the
+        DonkeyCar simulator, but as fast as the CPU allows and deterministic for a given seed.
     Action Space:
         ``Box([-steer_limit, throttle_min], [steer_limit, throttle_max], float32)``: (steering,
         throttle). Steering 1 = 16 degrees right. Finite values outside the box are clipped to it
@@ -63,10 +152,10 @@ class DonkeyEnv(gym.Env):
         Terminated when |cte| > max_cte or the car hits a barrier. Truncated at the step limit,
         after ``max_laps`` laps, at the end of an open road, or when the progress watchdog sees no
         progress (parked, reversing or circling car). ``info["terminated_reason"]`` /
-        ``info["truncated_reason"]`` say which.
+        ``info["truncated_reason"]`` say which (:class:`donkeyrl.envs.common.EpisodeCore`).
     Arguments:
-        track: catalogue name, DonkeyCar env id or scene name, a Track, or a list (one is sampled
-            per episode, for multi-track training).
+        track: catalogue name, DonkeyCar env id or scene name, a training regime (``procedural``,
+            ``catalogue``, ``mixed``), a Track, or a list of these (one is drawn per episode).
         camera: image size / crop / grey of the observation.
         limits: max_cte, step limit, watchdog and lap limit.
         steer_limit, throttle_min, throttle_max: the action box.
@@ -83,68 +172,57 @@ class DonkeyEnv(gym.Env):
                  steer_limit: float = 1.0, throttle_min: float = 0.0, throttle_max: float = 1.0,
                  domain_randomization: bool = False, start_noise: bool = True,
                  sim_config: SimConfig | None = None, render_mode: str | None = None) -> None:
-        if not 0 < steer_limit <= 1:
-            raise ValueError(f"steer_limit must be in (0, 1], got {steer_limit}")
-        if not -1 <= throttle_min < throttle_max <= 1:
-            raise ValueError(f"need -1 <= throttle_min < throttle_max <= 1, got {throttle_min}, {throttle_max}")
+        self.box = check_action_box(steer_limit, throttle_min, throttle_max)
+        self.action_space = self.box
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        self.tracks = resolve_tracks(track)
-        self.camera = camera or CameraConfig()
         self.limits = limits or EpisodeLimits()
-        if not self.limits.max_cte > 0:
-            raise ValueError(f"max_cte must be > 0, got {self.limits.max_cte}")
+        self.limits.check()
+        self.track_choice = TrackChoice(track)
+        self.camera = camera or CameraConfig()
         self.domain_randomization = domain_randomization
         self.start_noise = start_noise
         self.render_mode = render_mode
-        self.sim = Simulator(self.tracks[0], 1, sim_config, camera=self.camera)
-        self._view = None  # full-size RGB renderer for render(), created on demand
-        self.watchdog = ProgressWatchdog(self.limits.stuck_steps, self.limits.stuck_progress)
-        c = 1 if self.camera.grey else 3
-        self.observation_space = spaces.Box(0, 255, (self.camera.height, self.camera.width, c), np.uint8)
-        self.action_space = spaces.Box(np.array([-steer_limit, throttle_min], np.float32),
-                                       np.array([steer_limit, throttle_max], np.float32), dtype=np.float32)
+        self.sim = Simulator(self.track_choice.first, 1, sim_config, camera=self.camera)
+        self._view: Renderer | None = None  # full-size RGB renderer for render(), created on demand
+        self.core = EpisodeCore(self.limits)
+        self.observation_space = observation_box(self.camera)
         self._obs = np.zeros(self.observation_space.shape, np.uint8)
-        self._steps = 0
-        self._max_steps = 0
+
+    @property
+    def tracks(self) -> list[Track]:
+        """The fixed tracks (or named tracks) episodes are drawn from."""
+        return self.track_choice.tracks
+
+    @property
+    def _max_steps(self) -> int:
+        return self.core.max_steps
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
-        track = self._pick_track(options)
-        if track is not self.sim.track:
-            self.sim.set_track(track)
+        start = draw_start(self.np_random, self.track_choice, options, start_noise=self.start_noise,
+                           domain_randomization=self.domain_randomization)
+        if start.track is not self.sim.track:
+            self.sim.set_track(start.track)
             self._view = None
-        lat, dyaw = start_offsets(self.np_random) if self.start_noise else (0.0, 0.0)
-        self.sim.reset(0, lateral=lat, yaw_offset=dyaw)
-        appearance = Appearance.random(self.np_random) if self.domain_randomization else None
-        self.sim.set_appearance(0, appearance)
-        self._steps = 0
-        self._max_steps = self.limits.max_steps or auto_max_steps(track.length, self.sim.config.control_dt)
-        self.watchdog.reset(0.0)
+        self.sim.reset(0, lateral=start.lateral, yaw_offset=start.yaw_offset)
+        self.sim.set_appearance(0, start.appearance)
+        self.core.start(start.track.length)
         self.sim.render(0, out=self._obs)
         return self._obs.copy(), telemetry_info(self.sim.telemetry(0), self.sim.track)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        a = validate_action(action, self.action_space.low, self.action_space.high)
+        a = validate_action(action, self.box.low, self.box.high)
         self.sim.step(a[0], a[1])
-        self._steps += 1
         tel = self.sim.telemetry(0)
-        stuck = self.watchdog.update(tel.progress)
-        terminated_reason, truncated_reason = classify_step(
-            tel.cte, tel.hit, stuck, self.sim.at_end_of_road(0), tel.lap_count, self._steps,
-            self._max_steps, self.limits)
-        terminated = terminated_reason is not None
-        reward = donkey_reward(tel.cte, tel.forward_vel / TELEMETRY_SCALE, tel.hit, terminated,
-                               self.limits.max_cte)
-        self.sim.render(0, out=self._obs)
         info = telemetry_info(tel, self.sim.track)
-        if terminated_reason:
-            info["terminated_reason"] = terminated_reason
-        if truncated_reason:
-            info["truncated_reason"] = truncated_reason
-        return self._obs.copy(), float(reward), terminated, truncated_reason is not None, info
+        reward, terminated, truncated = self.core.step(
+            info, cte=tel.cte, hit=tel.hit, forward_vel=tel.forward_vel / TELEMETRY_SCALE,
+            progress=tel.progress, lap_count=tel.lap_count, end_of_road=self.sim.at_end_of_road(0))
+        self.sim.render(0, out=self._obs)
+        return self._obs.copy(), reward, terminated, truncated, info
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
@@ -152,31 +230,27 @@ class DonkeyEnv(gym.Env):
         if self.camera == CameraConfig():
             return self._obs.copy()
         if self._view is None:
-            from donkeyrl.sim.camera import Renderer
-
             self._view = Renderer(self.sim.track, CameraConfig())
         st = self.sim.telemetry(0)
-        return self._view.render(st.x, st.z, st.yaw, self.sim.appearances[0])
+        look = self.sim.appearances[0]
+        return self._view.render(st.x, st.z, st.yaw, look if isinstance(look, Appearance) else None)
 
-    # ------------------------------------------------------------------ helpers
-    def _pick_track(self, options: dict[str, Any] | None) -> Track:
-        if options and "track" in options:
-            return resolve_tracks(options["track"])[0]
-        if len(self.tracks) == 1:
-            return self.tracks[0]
-        return self.tracks[int(self.np_random.integers(len(self.tracks)))]
+
+#: The name this env had before the real-simulator env moved into this package.
+DonkeyEnv = EmbeddedDonkeyEnv
 
 
 def telemetry_info(tel: Telemetry, track: Track) -> dict[str, Any]:
     """The gym-donkeycar info keys (telemetry units) plus the exact track quantities."""
     s = TELEMETRY_SCALE
-    return {
-        "pos": (tel.x / s, 0.0, tel.z / s), "cte": tel.cte, "speed": tel.speed / s,
-        "forward_vel": tel.forward_vel / s, "hit": tel.hit, "lap_count": tel.lap_count,
-        "last_lap_time": tel.last_lap_time, "gyro": (0.0, tel.yaw_rate, 0.0),
-        "accel": (tel.accel_x / s, 0.0, tel.accel_z / s), "vel": (tel.vel_x / s, 0.0, tel.vel_z / s),
-        "car": (0.0, 0.0, yaw_degrees(tel.yaw)), "progress": tel.progress,
-        "track_length": track.length, "off_track": tel.off_track,
-        "lap_times": list(tel.lap_times), "track": track.name, "time": tel.time,
-        "steering": tel.steering, "throttle": tel.throttle, "heading_error": tel.heading_error,
-    }
+    return step_info(
+        pos=(tel.x / s, 0.0, tel.z / s), cte=tel.cte, speed=tel.speed / s, forward_vel=tel.forward_vel / s,
+        hit=tel.hit, lap_count=tel.lap_count, last_lap_time=tel.last_lap_time, lap_times=tel.lap_times,
+        gyro=(0.0, tel.yaw_rate, 0.0), accel=(tel.accel_x / s, 0.0, tel.accel_z / s),
+        vel=(tel.vel_x / s, 0.0, tel.vel_z / s), car=(0.0, 0.0, yaw_degrees(tel.yaw)),
+        progress=tel.progress, track_length=track.length, off_track=tel.off_track, track=track.name,
+        time=tel.time, steering=tel.steering, throttle=tel.throttle, heading_error=tel.heading_error)
+
+
+__all__ = ["DonkeyEnv", "EmbeddedDonkeyEnv", "EpisodeStart", "TrackChoice", "draw_start", "resolve_tracks",
+           "start_offsets", "telemetry_info"]
