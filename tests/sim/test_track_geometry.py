@@ -186,3 +186,37 @@ def test_self_overlapping_and_degenerate_tracks_are_refused() -> None:
         Track.from_waypoints("bad", np.array([[0, 0], [0, 10], [0, 20]], float), -1.0, closed=False)
     with pytest.raises(TrackError, match="waypoints"):
         Track.from_waypoints("short", np.array([[0, 0], [0, 10]], float), 1.0, closed=False)
+
+
+# ------------------------------------------------------------------------------------ paint, scenery
+def test_two_lane_model_and_scene_objects() -> None:
+    """W 5, path 2 right of the road centre: edges -7/+3, paint at -6/-2/+2; walls and cones as data."""
+    from donkeyrl.sim.track import Marking, Wall, two_lane_markings
+
+    wp = np.array([[0.0, z] for z in np.arange(0.0, 61.0, 5.0)])
+    tr = Track.from_waypoints("lanes", wp, 5.0, closed=False, path_offset=2.0, waypoints_are="path",
+                              markings=two_lane_markings(5.0), walls=(Wall("right", "right", 0.5, 1.4, 5.0),),
+                              cones=[(3.0, 20.0, 0.35, 1.3)])
+    np.testing.assert_allclose(tr.points[:, 0], 0.0, atol=1e-9)  # the waypoints are the path
+    assert (tr.lat_left[0], tr.lat_right[0], tr.centre_lat[0]) == pytest.approx((-7.0, 3.0, -2.0))
+    lines = sorted(float(tr.anchor_lat(m.anchor)[0] + m.offset) for m in tr.markings)
+    assert lines == pytest.approx([-6.0, -2.0, 2.0])
+    objs = tr.scene_objects()
+    assert objs.wall_segments.shape == (tr.n - 1, 4) and np.all(objs.wall_heights == 5.0)
+    np.testing.assert_allclose(objs.wall_segments[:, [0, 2]], 3.5, atol=1e-9)  # x of the wall face
+    assert objs.cones.tolist() == [[3.0, 20.0, 0.35, 1.3]]
+    left, right = tr.solid_wall_lats()
+    assert np.all(np.isinf(left)) and np.allclose(right, 3.5)
+    with pytest.raises(TrackError, match="anchor"):
+        Marking("middle", 0.0)
+    with pytest.raises(TrackError, match="side"):
+        Wall("up", "left", 0.0)
+
+
+def test_barriers_become_solid_walls_at_the_margin() -> None:
+    tr = straight()
+    assert tr.all_walls == () and tr.scene_objects().wall_segments.shape == (0, 4)
+    wp = np.array([[0.0, z] for z in np.arange(0.0, 61.0, 5.0)])
+    walled = Track.from_waypoints("walled", wp, 3.0, closed=False, barriers=True, barrier_margin=0.6)
+    left, right = walled.solid_wall_lats()
+    assert np.allclose(left, -3.6) and np.allclose(right, 3.6)

@@ -132,8 +132,15 @@ class Renderer:
                       r.length, r.closed, r.s_jump, r.barriers, r.barrier_margin)
 
     def render(self, x: float, z: float, yaw: float, appearance: Appearance | None = None,
-               out: np.ndarray | None = None) -> np.ndarray:
+               out: np.ndarray | None = None, track: Track | None = None) -> np.ndarray:
         """Camera image (H, W, C) uint8 of a car at (x, z) with heading ``yaw`` (radians)."""
+        if track is not None and track is not self.track:
+            keep = self.track
+            self.set_track(track)
+            try:
+                return self.render(x, z, yaw, appearance, out)
+            finally:
+                self.set_track(keep)
         out = self._out(out, self._shape)
         if not (math.isfinite(x) and math.isfinite(z) and math.isfinite(yaw)):
             raise ValueError(f"render pose must be finite, got x={x!r}, z={z!r}, yaw={yaw!r}")
@@ -142,7 +149,8 @@ class Renderer:
         return out
 
     def render_batch(self, xs: np.ndarray, zs: np.ndarray, yaws: np.ndarray, out: np.ndarray | None = None,
-                     appearances: Appearance | Sequence[Appearance | None] | None = None) -> np.ndarray:
+                     appearances: Appearance | Sequence[Appearance | None] | None = None,
+                     tracks: Sequence[Track] | None = None) -> np.ndarray:
         """Images (n, H, W, C) of n cars, rendered in parallel.
 
         ``appearances``: None (the default look), one Appearance for all, or one per car (None
@@ -155,6 +163,11 @@ class Renderer:
         if not (np.all(np.isfinite(xs)) and np.all(np.isfinite(zs)) and np.all(np.isfinite(yaws))):
             raise ValueError("render_batch poses must be finite")
         out = self._out(out, (n, *self._shape))
+        if tracks is not None and any(t is not self.track for t in tracks):
+            for i in range(n):
+                app = appearances if appearances is None or isinstance(appearances, Appearance) else appearances[i]
+                self.render(xs[i], zs[i], yaws[i], app, out[i], track=tracks[i])
+            return out
         if appearances is None or isinstance(appearances, Appearance):
             tables = [self._tables if appearances is None else ap.pack(appearances, self.camera.grey)]
             idx = np.zeros(n, dtype=np.int64)

@@ -1,8 +1,10 @@
 """A scripted expert driver that uses exact track geometry: the human-tuned baseline.
 
 Why: RL champions need a reference lap time per track ("how far from a competent driver are
-we?"), and tests need a driver that provably laps every catalogue track. The expert steers by pure
-pursuit on the path and drives a speed profile computed from curvature and the tyres' grip, so it
+we?"), and tests need a driver that provably laps every catalogue track. The expert drives a
+*line*: the track's ``drive_lateral`` lane (the path itself on most tracks), moved outwards
+where a bend of the real scenes is tighter than the car can turn. It steers by pure pursuit on
+that line and drives a speed profile computed from the line's curvature and the tyres' grip, so it
 is fast on straights, brakes before hairpins and never slides wide.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.ndimage import gaussian_filter1d, maximum_filter1d, minimum_filter1d
 
 from donkeyrl.sim.physics import CarParams
 from donkeyrl.sim.track import Track
@@ -33,6 +36,12 @@ class ExpertConfig:
     lookahead_max: float = 9.0
     #: Proportional speed control: throttle per unit/s of speed error.
     speed_gain: float = 0.25
+    #: Tightest radius (units) the driven line may have: the car turns down to ~5.4-5.6.
+    line_min_radius: float = 7.0
+    #: Clearance (units) the line keeps from the road edges and walls (car half-width + margin).
+    line_clearance: float = 1.2
+    #: Smoothing (units) of the line's lateral offset along the track.
+    line_smooth: float = 4.0
 
 
 class ExpertDriver:
@@ -42,13 +51,61 @@ class ExpertDriver:
         self.track = track
         self.car = car or CarParams()
         self.cfg = config or ExpertConfig()
+        self.line_lat = self._line()
+        self.line_curvature = self._line_curvature()
         self.speed_profile = self._speed_profile()
+
+    def _line(self) -> np.ndarray:
+        """Lateral offset (N,) of the driven line: the track's lane, moved outwards where the lane
+        would bend tighter than ``line_min_radius``, kept ``line_clearance`` inside the road."""
+        tr, c = self.track, self.cfg
+        k = tr.curvature
+        d = np.full(tr.n, float(tr.drive_lateral))
+        r_req = c.line_min_radius
+        with np.errstate(divide="ignore"):
+            right = np.where(k > 1e-9, 1.0 / np.maximum(k, 1e-9) - r_req, np.inf)   # right bend: d <= R - r
+            left = np.where(k < -1e-9, r_req - 1.0 / np.maximum(-k, 1e-9), -np.inf)  # left bend: d >= r - R
+        walls_l, walls_r = tr.solid_wall_lats()
+        lo = np.maximum(tr.lat_left, walls_l) + c.line_clearance
+        hi = np.minimum(tr.lat_right, walls_r) - c.line_clearance
+        ds = max(float(np.median(np.diff(tr.s))), 1e-6)
+        sigma = c.line_smooth / ds
+        mode = "wrap" if tr.closed else "nearest"
+        # widen each bound by 3 sigma before clipping, so that the smoothed line still honours it
+        width = int(6 * sigma) | 1
+        right = minimum_filter1d(np.minimum(right, hi), width, mode=mode)
+        left = maximum_filter1d(np.maximum(left, lo), width, mode=mode)
+        d = np.clip(np.clip(d, left, right), lo, hi)
+        d = gaussian_filter1d(d, sigma, mode=mode)
+        return np.clip(d, lo, hi)
+
+    def _line_curvature(self) -> np.ndarray:
+        """Signed curvature (N,) of the driven line (positive = turning right).
+
+        An offset d of a path of curvature k bends at k / (1 - k d) (inside a bend the radius
+        shrinks by d); a varying offset adds its second derivative d''. Smoothed over ~1 unit.
+        """
+        tr = self.track
+        k, d = tr.curvature, self.line_lat
+        ds = max(float(np.median(np.diff(tr.s))), 1e-6)
+        mode = "wrap" if tr.closed else "nearest"
+        d2 = gaussian_filter1d(d, 2.0 / ds, order=2, mode=mode) / ds**2
+        k_line = k / np.maximum(1.0 - k * d, 0.05) + d2
+        return gaussian_filter1d(k_line, 1.0 / ds, mode=mode)
+
+    def line_point(self, s_at: float) -> np.ndarray:
+        """Point (x, z) of the driven line at path arc length ``s_at``."""
+        tr = self.track
+        q = s_at % tr.length if tr.closed else min(max(s_at, 0.0), float(tr.s[-1]))
+        i = min(int(np.searchsorted(tr.s, q, side="right")) - 1, tr.n - 1)
+        p = tr.point_at(q)
+        return p + tr.normals[i] * self.line_lat[i]
 
     def _speed_profile(self) -> np.ndarray:
         """Target speed per path sample: grip-limited in bends, with braking planned backwards."""
         tr, c = self.track, self.cfg
         # Curvature smoothed over ~2 units so single-sample kinks do not dominate.
-        k = np.abs(tr.curvature)
+        k = np.abs(self.line_curvature)
         width = 5
         kern = np.ones(width) / width
         k = np.convolve(np.concatenate([k[-width:], k, k[:width]]) if tr.closed else
@@ -69,7 +126,7 @@ class ExpertDriver:
         tr, c = self.track, self.cfg
         proj = tr.project(x, z, hint)
         ld = float(np.clip(c.lookahead_base + c.lookahead_gain * speed, c.lookahead_min, c.lookahead_max))
-        tx, tz = tr.point_at(proj.s + ld)
+        tx, tz = self.line_point(proj.s + ld)
         dx, dz = tx - x, tz - z
         # angle of the target in the car frame (positive = to the right)
         alpha = np.arctan2(dx * np.cos(yaw) - dz * np.sin(yaw), dx * np.sin(yaw) + dz * np.cos(yaw))

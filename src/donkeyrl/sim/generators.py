@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from donkeyrl.sim.track import Track, TrackError
+from donkeyrl.sim.track import Marking, Track, TrackError, single_lane_markings, two_lane_markings
 
 log = logging.getLogger(__name__)
 
@@ -155,15 +155,40 @@ def profile(fracs: Sequence[float], values: Sequence[float], n: int) -> np.ndarr
     return np.interp(np.linspace(0.0, 1.0, n, endpoint=False), fracs, values)
 
 
+#: Road model of the DonkeyCar simulator's built roads: the road centre lies this fraction of the
+#: half-width W left of the path (o = 2 for W = 5), so the path is the centre of the right lane.
+LANE_OFFSET = 0.4
+
+
+def road_layout(half_width: float | np.ndarray, lanes: int) -> tuple[np.ndarray | float, np.ndarray | float]:
+    """(half-width, path offset) of a road of half-width W: two lanes with the path on the right
+    lane's centre (offset 0.4 W), or one lane with the path on the centre (a tape track)."""
+    if lanes not in (1, 2):
+        raise TrackError(f"lanes must be 1 or 2, got {lanes!r}")
+    hw = np.asarray(half_width, dtype=np.float64)
+    return half_width, (LANE_OFFSET * hw if lanes == 2 else 0.0 * hw)
+
+
+def lane_markings(half_width: float, lanes: int, *, dashed: bool = False) -> tuple[Marking, ...]:
+    """Paint of a road built by :func:`road_layout`: the DonkeyCar road texture for two lanes
+    (white sides at 0.8 W, solid or dashed yellow centre), tape lines for one."""
+    if lanes == 2:
+        return two_lane_markings(half_width, centre_dash=(4.5, 10.0) if dashed else None)
+    return single_lane_markings(dashed_centre=dashed)
+
+
 def layout_track(name: str, segs: Sequence[Seg], *, half_width: float | Callable[[int], np.ndarray],
                  closed: bool = True, smooth: float = 3.0, mirror: bool = False,
-                 target_length: float | None = None, **kwargs: object) -> Track:
+                 target_length: float | None = None, lanes: int = 2, dashed: bool = False,
+                 **kwargs: object) -> Track:
     """Build a validated :class:`Track` from a turtle layout.
 
-    ``half_width`` is a scalar or a function mapping the number of waypoints to an array of
-    half-widths (see :func:`profile`). ``mirror`` swaps left and right turns (a clockwise layout
-    becomes anticlockwise). ``target_length`` scales the whole layout (radii included, widths not)
-    to that path length.
+    ``half_width`` is the road half-width W, a scalar or a function mapping the number of
+    waypoints to an array of half-widths (see :func:`profile`). ``lanes`` = 2 lays a two-lane road
+    with the path on the right lane's centre (the DonkeyCar road model), 1 a single lane centred on
+    the path. ``mirror`` swaps left and right turns (a clockwise layout becomes anticlockwise).
+    ``target_length`` scales the whole layout (radii included, widths not) to that path length.
+    The layout is the path; the road is laid around it.
     """
     segs = [Seg(sg.length, -sg.curvature) for sg in segs] if mirror else list(segs)
     xy = turtle_path(segs, closed=closed, smooth=smooth)
@@ -173,7 +198,10 @@ def layout_track(name: str, segs: Sequence[Seg], *, half_width: float | Callable
         xy = turtle_path(segs, closed=closed, smooth=smooth * k)
     wp = waypoints_from_dense(xy)
     hw = half_width(len(wp)) if callable(half_width) else half_width
-    return Track.from_waypoints(name, wp, hw, closed=closed, **kwargs)  # type: ignore[arg-type]
+    hw, off = road_layout(hw, lanes)
+    kwargs.setdefault("markings", lane_markings(float(np.mean(hw)), lanes, dashed=dashed))
+    return Track.from_waypoints(name, wp, hw, closed=closed, path_offset=off, waypoints_are="path",
+                                **kwargs)  # type: ignore[arg-type]
 
 
 def min_radius(track: Track) -> float:
@@ -183,50 +211,82 @@ def min_radius(track: Track) -> float:
 
 
 # ------------------------------------------------------------------------------ generated road
-def generated_road(seed: int, *, nodes: int = 1000, node_spacing: float = 2.0, half_width: float = 5.0,
-                   name: str = "generated_road", **kwargs: object) -> Track:
-    """A DonkeyCar-style random open road: ``nodes`` x ``node_spacing`` units of straights and
-    bends, seeded. The path is the centre of the right lane (offset +half_width/2).
+#: (W, o) per ``regen_road`` road style k (used as k % 5): road half-width W and the road centre's
+#: offset o to the left of the path (the DonkeyCar simulator's TcpCarHandler / RoadBuilder).
+ROAD_STYLES: tuple[tuple[float, float], ...] = ((5.0, 2.0), (12.0, 6.0), (10.0, 6.0), (10.0, 6.0), (12.0, 4.5))
+#: The road offset of generated_road as the scene loads (before any regen_road).
+LOAD_ROAD_OFFSET = 2.2
+#: Start of the generated road (the scene's startPos; the path's y is 0.5).
+ROAD_START = (50.016, 0.5, 49.97)
+#: The look-ahead of the simulator's anti-crossing rule: if the point this far ahead (units) is
+#: within ROAD_AVOID units of any earlier node, the turn rate reverses and halves.
+ROAD_LOOKAHEAD = 100.0
+ROAD_AVOID = 90.0
 
-    Why heading stays within +-75 degrees of the start direction: the road then always advances,
-    so it can never run back into itself however long it is (like the real generated road, which
-    meanders forward).
+
+def random_road_nodes(rng: np.random.Generator, *, nodes: int = 1000, node_spacing: float = 2.0,
+                      turn_increment: float = 1.0,
+                      start: tuple[float, float, float] = ROAD_START) -> np.ndarray:
+    """Nodes (nodes, 3) of a random road, built like the simulator's ``MakeRandomPath``.
+
+    From ``start`` heading +z, per node: lay the node; ``turn`` += uniform(-turn_increment,
+    +turn_increment) degrees and the heading turns by ``turn`` (a random walk of the curvature);
+    if the point 100 units ahead would be within 90 units of a laid node, ``turn`` *= -0.5;
+    advance ``node_spacing``. The simulator draws from Unity's RNG; this draws from ``rng``, so
+    the same seed gives the same road here but not the simulator's road.
     """
+    pts = np.empty((nodes, 3))
+    x, z = start[0], start[2]
+    heading = turn = 0.0
+    for i in range(nodes):
+        pts[i] = (x, start[1], z)
+        turn += rng.uniform(-turn_increment, turn_increment)
+        h = heading + np.radians(turn)
+        ax, az = x + ROAD_LOOKAHEAD * np.sin(h), z + ROAD_LOOKAHEAD * np.cos(h)
+        d2 = (pts[: i + 1, 0] - ax) ** 2 + (pts[: i + 1, 2] - az) ** 2
+        if d2.min() < ROAD_AVOID**2:
+            turn *= -0.5
+            h = heading + np.radians(turn)
+        heading = h
+        x += node_spacing * np.sin(heading)
+        z += node_spacing * np.cos(heading)
+    return pts
+
+
+def generated_road(seed: int, *, road_style: int = 0, turn_increment: float = 1.0, nodes: int = 1000,
+                   node_spacing: float = 2.0, road_offset: float | None = None,
+                   name: str = "generated_road", **kwargs: object) -> Track:
+    """The DonkeyCar generated road for ``seed``: :func:`random_road_nodes` with the road of
+    ``road_style`` (see :data:`ROAD_STYLES`; even styles: asphalt with a solid yellow centre line,
+    odd styles: dark road with a dashed yellow one), exactly what ``regen_road`` builds.
+
+    ``turn_increment`` 0 keeps the default of 1 degree (as the simulator does); ``road_offset``
+    overrides the style's o (the scene loads with 2.2). An open road of ``nodes`` x
+    ``node_spacing`` units.
+    """
+    if isinstance(road_style, bool) or not isinstance(road_style, (int, np.integer)) or road_style < 0:
+        raise TrackError(f"road_style must be a non-negative integer, got {road_style!r}")
+    if not np.isfinite(turn_increment) or turn_increment < 0:
+        raise TrackError(f"turn_increment must be a finite number >= 0, got {turn_increment!r}")
+    w, o = ROAD_STYLES[int(road_style) % len(ROAD_STYLES)]
+    if road_offset is not None:
+        o = float(road_offset)
     rng = np.random.default_rng(seed)
-    total = nodes * node_spacing
-    limit = np.radians(75.0)
-    segs: list[Seg] = [S(20.0)]
-    length, psi = 20.0, 0.0
-    while length < total:
-        if rng.random() < 0.35:
-            sg = S(rng.uniform(10.0, 60.0))
-        else:
-            radius = rng.uniform(15.0, 60.0)
-            deg = rng.uniform(20.0, 110.0)
-            sign = rng.choice([-1.0, 1.0])
-            # steer back towards the road's general direction when near the heading limit
-            if abs(psi + sign * np.radians(deg)) > limit:
-                sign = -sign
-            new = psi + sign * np.radians(deg)
-            new = float(np.clip(new, -limit, limit))
-            deg = abs(np.degrees(new - psi))
-            if deg < 5.0:
-                continue
-            sg = (R if sign > 0 else L)(radius, deg)
-            psi = new
-        segs.append(sg)
-        length += sg.length
-    xy = turtle_path(segs, closed=False, smooth=3.0)
-    xy = xy[: int(total / STEP) + 1]
-    wp = waypoints_from_dense(xy)
-    return Track.from_waypoints(name, wp, half_width, closed=False, path_offset=half_width / 2,
-                                **kwargs)  # type: ignore[arg-type]
+    pts = random_road_nodes(rng, nodes=nodes, node_spacing=node_spacing,
+                            turn_increment=turn_increment if turn_increment > 0 else 1.0)
+    dark = int(road_style) % 2 == 1
+    kwargs.setdefault("markings", two_lane_markings(w, centre_dash=(4.5, 10.0) if dark else None))
+    kwargs.setdefault("scene", "generated_road_dark" if dark else "generated_road")
+    return Track.from_waypoints(name, pts[:, [0, 2]], w, closed=False, path_offset=o, heights=pts[:, 1],
+                                waypoints_are="path", check=False, **kwargs)  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------------- procedural closed track
 def _procedural_candidate(rng: np.random.Generator, name: str) -> Track:
-    """One random closed track: a smooth periodic spline through a star-shaped ring of points,
-    scaled so its tightest bend is a random radius >= MIN_RADIUS + 1."""
+    """One random closed track: a smooth periodic spline (the path) through a star-shaped ring of
+    points, scaled so its tightest bend is a random radius >= MIN_RADIUS + 1.5, with a road of
+    the DonkeyCar model around it (two lanes, the path on the right lane's centre; one in five a
+    single-lane tape track), sometimes of varying width, sometimes between barriers."""
     n_pts = int(rng.integers(7, 15))
     # evenly spread angles with jitter: the ring cannot bunch up or fold back
     base = np.linspace(0.0, 2 * np.pi, n_pts, endpoint=False)
@@ -239,14 +299,18 @@ def _procedural_candidate(rng: np.random.Generator, name: str) -> Track:
     scale = 100.0 * target / r_min
     if probe.length * scale / 100.0 > 1600.0:
         raise TrackError(f"{name}: candidate too long ({probe.length * scale / 100.0:.0f} units)")
-    hw0 = float(rng.uniform(3.0, 6.0))
+    lanes = 1 if rng.random() < 0.2 else 2
+    hw0 = float(rng.uniform(3.0, 6.0)) if lanes == 2 else float(rng.uniform(2.5, 4.0))
     if rng.random() < 0.4:  # varying width: a smooth wave around hw0
         phase, amp = rng.uniform(0, 2 * np.pi), rng.uniform(0.5, 1.5)
         hw = np.clip(hw0 + amp * np.sin(2 * base + phase), 2.5, 6.5)
     else:
         hw = hw0
     barriers = bool(rng.random() < 0.25)
-    track = Track.from_waypoints(name, ring * scale, hw, closed=True, barriers=barriers,
+    dashed = bool(rng.random() < 0.4)
+    hw_road, off = road_layout(hw, lanes)
+    track = Track.from_waypoints(name, ring * scale, hw_road, closed=True, path_offset=off, waypoints_are="path",
+                                 barriers=barriers, markings=lane_markings(float(np.mean(hw)), lanes, dashed=dashed),
                                  split="procedural", description="procedurally generated closed track")
     if min_radius(track) < MIN_RADIUS:
         raise TrackError(f"{name}: a bend is tighter than {MIN_RADIUS}")

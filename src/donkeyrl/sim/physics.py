@@ -20,6 +20,8 @@ State layout (one row per car, float64), see the ``S_*`` indices:
     throttle    applied throttle in [-1, 1]
     brake       applied brake in [0, 1]
     a_long, a_lat  car acceleration along and across the heading of the last tick (units/s^2)
+    slope       rise of the road per unit of forward travel (input, set by the simulator from the
+                track's height profile; gravity pulls the car back uphill)
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from dataclasses import astuple, dataclass
 import numba as nb
 import numpy as np
 
-S_X, S_Z, S_YAW, S_V, S_VLAT, S_YAWRATE, S_STEER, S_THROTTLE, S_BRAKE, S_ALONG, S_ALAT = range(11)
-STATE_SIZE = 11
+S_X, S_Z, S_YAW, S_V, S_VLAT, S_YAWRATE, S_STEER, S_THROTTLE, S_BRAKE, S_ALONG, S_ALAT, S_SLOPE = range(12)
+STATE_SIZE = 12
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,8 @@ class CarParams:
     slide_scrub: float = 0.3
     #: Relaxation time of the lateral slip speed (s).
     slip_tau: float = 0.15
+    #: Gravity (units/s^2): the DonkeyCar simulator's -78.48 = 9.81 m/s^2 x 8 units per metre.
+    gravity: float = 78.48
 
     def as_array(self) -> np.ndarray:
         """Parameters packed for the compiled kernels (order = field order)."""
@@ -71,7 +75,8 @@ class CarParams:
         return self.wheelbase / np.tan(np.radians(self.max_steer_deg))
 
 
-P_MASS, P_WHEELBASE, P_MAXSTEER, P_FDRIVE, P_TOP, P_DLIN, P_DQUAD, P_FBRAKE, P_GRIP, P_SCRUB, P_TAU = range(11)
+(P_MASS, P_WHEELBASE, P_MAXSTEER, P_FDRIVE, P_TOP, P_DLIN, P_DQUAD, P_FBRAKE, P_GRIP, P_SCRUB, P_TAU,
+ P_GRAVITY) = range(12)
 
 
 def new_state(n_cars: int) -> np.ndarray:
@@ -95,8 +100,11 @@ def tick(state, i, dt, p):  # pragma: no cover - jitted
     v, v_lat = state[i, S_V], state[i, S_VLAT]
     steer, throttle, brake = state[i, S_STEER], state[i, S_THROTTLE], state[i, S_BRAKE]
     m = p[P_MASS]
-    # --- longitudinal: drive, drag (opposes motion), brake (opposes motion, can hold at rest)
-    f = drive_force(throttle, v, p) - (p[P_DLIN] * v + p[P_DQUAD] * v * abs(v))
+    # --- longitudinal: drive, drag (opposes motion), gravity along a slope, brake (opposes motion,
+    # can hold at rest)
+    slope = state[i, S_SLOPE]
+    f = (drive_force(throttle, v, p) - (p[P_DLIN] * v + p[P_DQUAD] * v * abs(v))
+         - m * p[P_GRAVITY] * slope / np.sqrt(1.0 + slope * slope))
     fb = brake * p[P_FBRAKE]
     # --- lateral: kinematic yaw rate, limited by grip
     delta = steer * np.radians(p[P_MAXSTEER])

@@ -1,10 +1,13 @@
 """The named track catalogue, name resolution, and the procedural generator entry point.
 
-Every catalogue track is built deterministically from a turtle layout (see
-:mod:`donkeyrl.sim.generators`): straights and arcs whose radii are all >= 7 units on the path, so
-the car (turning circle radius ~5.6 units) can drive every bend. Names include the DonkeyCar
-simulator's scene names, so a protocol server can offer them, and the gym-donkeycar env ids map to
-their analogues.
+The DonkeyCar simulator's scenes are rebuilt from its own path data (:mod:`donkeyrl.sim.realtracks`:
+real shapes, positions, heights and road layouts; generated_road with the simulator's random-walk
+algorithm, :func:`donkeyrl.sim.generators.generated_road`). The project's own tracks (oval,
+chicane_alley, canyon) are turtle layouts (:mod:`donkeyrl.sim.generators`) with the same road model
+(two lanes, the path on the right lane's centre) and radii >= 7 units on the path. Names include
+the scene names, so a protocol server can offer them, and the gym-donkeycar env ids map to them.
+Some real scenes bend tighter than the car's turning circle (radius ~5.4 units) on the path; the
+car, like the real one, must drive wider there.
 
 Splits: the training set covers straights (oval, sparkfun_avc), sweepers (mountain_track),
 hairpins and barriers (mini_monaco), chicanes (chicane_alley) and narrow roads (warehouse,
@@ -24,7 +27,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from donkeyrl.sim.generators import L, R, S, generate_track, generated_road, layout_track, profile
+from donkeyrl.sim.generators import (LOAD_ROAD_OFFSET, L, R, S, generate_track, generated_road, layout_track,
+                                     profile)
+from donkeyrl.sim.realtracks import build_scene
 from donkeyrl.sim.track import Track
 
 log = logging.getLogger(__name__)
@@ -89,77 +94,8 @@ class _Spec:
 
 
 # ------------------------------------------------------------------------------------- layouts
-def _generated_track(name: str, split: str, desc: str) -> Track:
-    segs = [S(40), R(14, 90), S(22), R(11, 90), L(12, 60), R(12, 60), S(14), R(14, 90), S(14), R(12, 90)]
-    return layout_track(name, segs, half_width=4.5, target_length=216,
-                        split=split, description=desc)
-
-
-def _mountain_track(name: str, split: str, desc: str) -> Track:
-    segs = [S(60), R(40, 70), S(45), R(30, 100), L(45, 40), R(35, 60), S(55), R(45, 80), L(40, 30),
-            R(30, 80), R(50, 40)]
-    hw = functools.partial(profile, [0.0, 0.3, 0.5, 0.8, 1.0], [5.5, 5.0, 4.5, 5.0, 5.5])
-    return layout_track(name, segs, half_width=hw, smooth=4.0, mirror=True, target_length=516,
-                        split=split, description=desc)
-
-
-def _mini_monaco(name: str, split: str, desc: str) -> Track:
-    # two hairpin "fingers" dip into the loop; the long bottom straight has a chicane
-    segs = [S(60), R(10, 90), S(10), R(8, 90), S(25), L(8, 180), S(25), R(8, 90), S(20), R(12, 90),
-            S(8), R(8, 90), S(10), L(8, 180), S(10), R(8, 90), S(18),
-            R(12, 90), S(15), L(10, 30), R(10, 60), L(10, 30), S(15), R(12, 90)]
-    return layout_track(name, segs, half_width=3.5, barriers=True, split=split, description=desc)
-
-
-def _warehouse(name: str, split: str, desc: str) -> Track:
-    segs = [S(70), R(8, 90), S(35), R(8, 90), S(20), R(8, 90), L(8, 90), S(18), R(8, 90), S(14),
-            R(9, 90)]
-    hw = functools.partial(profile, [0.0, 0.4, 0.6, 1.0], [3.0, 2.5, 2.5, 3.0])
-    return layout_track(name, segs, half_width=hw, mirror=True, target_length=353,
-                        split=split, description=desc)
-
-
-def _circuit_launch(name: str, split: str, desc: str) -> Track:
-    segs = [S(70), R(12, 100), S(30), L(14, 80), R(10, 110), S(45), R(18, 60), L(12, 70), R(12, 70),
-            S(40), R(11, 120), S(20), R(16, 50)]
-    return layout_track(name, segs, half_width=4.0, barriers=True, split=split, description=desc)
-
-
-def _sparkfun_avc(name: str, split: str, desc: str) -> Track:
-    segs = [S(230), R(14, 90), S(120), L(20, 30), R(20, 30), S(90), R(14, 90), S(220), R(18, 90),
-            S(160), R(14, 90)]
-    return layout_track(name, segs, half_width=5.5, target_length=1047,
-                        split=split, description=desc)
-
-
-def _waveshare(name: str, split: str, desc: str) -> Track:
-    # The real scene's path is ~64 units; that needs ~7.2-unit stadium bends, at the very edge of
-    # what the car (turning radius ~5.6) holds with any correction margin, so bends here are 8
-    # units and the lap is ~70.
-    segs = [S(10), R(8, 180), S(10), R(8, 180)]
-    return layout_track(name, segs, half_width=2.6, smooth=2.0, mirror=True,
-                        split=split, description=desc)
-
-
-def _warren(name: str, split: str, desc: str) -> Track:
-    segs = [S(50), R(20, 80), L(25, 50), R(18, 110), S(35), L(22, 60), R(15, 140), S(40), R(25, 70),
-            L(20, 60), R(22, 70), S(30), R(30, 60)]
-    return layout_track(name, segs, half_width=4.0, smooth=4.0, mirror=True,
-                        split=split, description=desc)
-
-
-def _roboracingleague(name: str, split: str, desc: str) -> Track:
-    segs = [S(80), R(15, 90), S(40), R(10, 120), L(12, 120), R(12, 90), S(50), R(20, 90), S(60),
-            L(15, 60), R(15, 90), S(25), R(25, 60)]
-    return layout_track(name, segs, half_width=4.5, mirror=True, split=split, description=desc)
-
-
-def _thunderhill(name: str, split: str, desc: str) -> Track:
-    segs = [S(350), R(35, 100), S(120), L(60, 40), R(45, 90), S(250), R(25, 90), L(40, 80),
-            S(150), R(70, 60), S(200), R(30, 90), L(50, 70), R(40, 80), S(300), R(45, 40),
-            L(35, 60), R(60, 60)]
-    return layout_track(name, segs, half_width=6.0, smooth=6.0, target_length=2825,
-                        split=split, description=desc)
+def _scene(name: str, split: str, desc: str) -> Track:
+    return build_scene(name, split=split, description=desc)
 
 
 def _oval(name: str, split: str, desc: str) -> Track:
@@ -171,7 +107,7 @@ def _chicane_alley(name: str, split: str, desc: str) -> Track:
     chicane = [L(12, 35), R(12, 70), L(12, 35)]
     segs = [S(30), *chicane, S(25), *chicane, S(30), R(15, 180), S(30), *chicane, S(25), *chicane,
             S(30), R(15, 180)]
-    return layout_track(name, segs, half_width=4.0, mirror=True, split=split, description=desc)
+    return layout_track(name, segs, half_width=4.0, mirror=True, dashed=True, split=split, description=desc)
 
 
 def _canyon(name: str, split: str, desc: str) -> Track:
@@ -179,30 +115,29 @@ def _canyon(name: str, split: str, desc: str) -> Track:
             L(15, 40), R(20, 70)]
     hw = functools.partial(profile, [0.0, 0.2, 0.35, 0.5, 0.7, 0.85, 1.0],
                            [6.0, 4.5, 2.5, 3.5, 5.5, 3.0, 6.0])
-    return layout_track(name, segs, half_width=hw, smooth=4.0, mirror=True,
-                        split=split, description=desc)
+    return layout_track(name, segs, half_width=hw, smooth=4.0, mirror=True, split=split, description=desc)
 
 
 def _generated_road_default(name: str, split: str, desc: str) -> Track:
-    return generated_road(DEFAULT_ROAD_SEED, name=name, split=split, description=desc)
+    return generated_road(DEFAULT_ROAD_SEED, road_offset=LOAD_ROAD_OFFSET, name=name, split=split,
+                          description=desc)
 
 
 CATALOGUE: dict[str, _Spec] = {
     "generated_road": _Spec(_generated_road_default, "train",
-                            "seeded random open road, 2000 units, path on the right-lane centre"),
-    "generated_track": _Spec(_generated_track, "train", "short closed loop with an S-bend"),
-    "mountain_track": _Spec(_mountain_track, "train", "large loop of long sweeping bends"),
-    "mini_monaco": _Spec(_mini_monaco, "train", "tight hairpins between barriers"),
-    "warehouse": _Spec(_warehouse, "train", "narrow road with square 90-degree corners"),
-    "sparkfun_avc": _Spec(_sparkfun_avc, "train", "long straights, four right-angle corners, a kink"),
-    "waveshare": _Spec(_waveshare, "train",
-                       "tiny narrow loop (70 units, radius-8 bends), near-constant turning"),
-    "roboracingleague_1": _Spec(_roboracingleague, "train", "square-ish loop with a tight S-bend notch"),
+                            "seeded random open road, 2000 units, the simulator's random-walk curvature"),
+    "generated_track": _Spec(_scene, "train", "short closed loop with an S-bend, cones, checkered start"),
+    "mountain_track": _Spec(_scene, "train", "hilly loop between walls and fences; the path is the left lane"),
+    "mini_monaco": _Spec(_scene, "train", "tight hairpins between barriers"),
+    "warehouse": _Spec(_scene, "train", "peanut-shaped loop on a concrete floor"),
+    "sparkfun_avc": _Spec(_scene, "train", "long figure of eight with a crossing, gentle hills"),
+    "waveshare": _Spec(_scene, "train", "tiny narrow loop on a mat (66 units), near-constant turning"),
+    "roboracingleague_1": _Spec(_scene, "train", "tape track on carpet: four tight U-turn fingers"),
     "oval": _Spec(_oval, "train", "wide oval: two straights, two constant-radius turns"),
     "chicane_alley": _Spec(_chicane_alley, "train", "straights broken by S-chicanes"),
-    "circuit_launch": _Spec(_circuit_launch, "heldout", "compact technical circuit with barriers"),
-    "warren": _Spec(_warren, "heldout", "flowing medium-speed bends in both directions"),
-    "thunderhill": _Spec(_thunderhill, "heldout", "long fast circuit: straights and sweepers"),
+    "circuit_launch": _Spec(_scene, "heldout", "tape track on carpet: figure of eight with tight bends"),
+    "warren": _Spec(_scene, "heldout", "flowing loop with a long straight, lines on turf"),
+    "thunderhill": _Spec(_scene, "heldout", "long hilly race circuit between barriers (2,820 units)"),
     "canyon": _Spec(_canyon, "heldout", "width varies from wide to very narrow, with a hairpin"),
 }
 
@@ -309,7 +244,8 @@ def _build(canonical: str) -> Track:
 @functools.lru_cache(maxsize=64)
 def _build_road(seed: int) -> Track:
     spec = CATALOGUE["generated_road"]
-    return generated_road(seed, split=spec.split, description=f"{spec.description} (seed {seed})")
+    return generated_road(seed, road_offset=LOAD_ROAD_OFFSET, split=spec.split,
+                          description=f"{spec.description} (seed {seed})")
 
 
 @functools.lru_cache(maxsize=256)
