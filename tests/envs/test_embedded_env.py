@@ -10,12 +10,12 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from donkeyrl.envs import DONKEY_ENV_IDS, make_env
-from donkeyrl.envs.common import TELEMETRY_SCALE
-from donkeyrl.envs.embedded import DonkeyEnv
+from donkeyrl.envs.embedded import EmbeddedDonkeyEnv
 from donkeyrl.sim.camera import CameraConfig
 from donkeyrl.sim.expert import ExpertDriver
 from donkeyrl.sim.track import Track
 from donkeyrl.sim.tracks import UnknownTrackError
+from donkeyrl.units import TELEMETRY_SCALE
 
 CONTRACT_KEYS = {"pos", "cte", "speed", "forward_vel", "hit", "lap_count", "last_lap_time", "gyro", "accel",
                  "vel", "car", "progress", "track_length", "off_track", "lap_times", "track", "time",
@@ -112,7 +112,7 @@ def test_info_has_the_contract_keys_in_telemetry_units() -> None:
     for _obs, reward, _terminated, _truncated, info in expert_rollout(env, 120):
         assert set(info) >= CONTRACT_KEYS
         tel = base.sim.telemetry(0)
-        assert info["pos"] == pytest.approx((tel.x / TELEMETRY_SCALE, 0.0, tel.z / TELEMETRY_SCALE))
+        assert info["pos"] == pytest.approx((tel.x / TELEMETRY_SCALE, tel.y / TELEMETRY_SCALE, tel.z / TELEMETRY_SCALE))
         assert info["speed"] == pytest.approx(tel.speed / TELEMETRY_SCALE)
         assert info["forward_vel"] == pytest.approx(tel.forward_vel / TELEMETRY_SCALE)
         assert info["cte"] == pytest.approx(tel.cte)  # cte stays in simulator units
@@ -251,7 +251,7 @@ def test_auto_step_limit_scales_with_track_length() -> None:
 def test_open_road_end_truncates_as_end_of_road() -> None:
     road = Track.from_waypoints("short_road", np.array([[0.0, z] for z in range(0, 61, 10)], float), 3.0,
                                 closed=False)
-    env = DonkeyEnv(road, camera=SMALL, throttle_min=-1.0)
+    env = EmbeddedDonkeyEnv(road, camera=SMALL, throttle_min=-1.0)
     env.reset(seed=0)
     steps = list(expert_rollout(env, 500))
     _, _, terminated, truncated, info = steps[-1]

@@ -20,7 +20,7 @@ from gymnasium import spaces
 
 from donkeyrl.envs.common import EpisodeCore, EpisodeLimits, step_info, validate_action, yaw_degrees
 from donkeyrl.sim.camera import Appearance, CameraConfig, Renderer
-from donkeyrl.sim.simulator import SimConfig, Simulator, Telemetry
+from donkeyrl.sim.simulator import HIT_NAMES, CarArrays, SimConfig, Simulator, Telemetry
 from donkeyrl.sim.track import Track
 from donkeyrl.sim.tracksets import TrackSampler
 from donkeyrl.units import TELEMETRY_SCALE
@@ -216,11 +216,10 @@ class EmbeddedDonkeyEnv(gym.Env):
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         a = validate_action(action, self.box.low, self.box.high)
         self.sim.step(a[0], a[1])
-        tel = self.sim.telemetry(0)
-        info = telemetry_info(tel, self.sim.track)
+        info = telemetry_info(self.sim.telemetry(0), self.sim.track)
         reward, terminated, truncated = self.core.step(
-            info, cte=tel.cte, hit=tel.hit, forward_vel=tel.forward_vel / TELEMETRY_SCALE,
-            progress=tel.progress, lap_count=tel.lap_count, end_of_road=self.sim.at_end_of_road(0))
+            info, cte=info["cte"], hit=info["hit"], forward_vel=info["forward_vel"], progress=info["progress"],
+            lap_count=info["lap_count"], end_of_road=self.sim.at_end_of_road(0))
         self.sim.render(0, out=self._obs)
         return self._obs.copy(), reward, terminated, truncated, info
 
@@ -241,16 +240,46 @@ DonkeyEnv = EmbeddedDonkeyEnv
 
 
 def telemetry_info(tel: Telemetry, track: Track) -> dict[str, Any]:
-    """The gym-donkeycar info keys (telemetry units) plus the exact track quantities."""
+    """The ``info`` of one car from its :class:`~donkeyrl.sim.simulator.Telemetry`."""
+    return car_info(x=tel.x, y=tel.y, z=tel.z, yaw=tel.yaw, pitch=tel.pitch, roll=tel.roll, speed=tel.speed,
+                    forward_vel=tel.forward_vel, vel_x=tel.vel_x, vel_z=tel.vel_z, yaw_rate=tel.yaw_rate,
+                    accel_x=tel.accel_x, accel_z=tel.accel_z, cte=tel.cte, heading_error=tel.heading_error,
+                    progress=tel.progress, lap_count=tel.lap_count, last_lap_time=tel.last_lap_time,
+                    lap_times=tel.lap_times, hit=tel.hit, off_track=tel.off_track, time=tel.time,
+                    steering=tel.steering, throttle=tel.throttle, track=track)
+
+
+def readout_infos(cars: CarArrays, tracks: Sequence[Track], lap_times: Sequence[Sequence[float]]
+                  ) -> list[dict[str, Any]]:
+    """The ``info`` of every car from one :meth:`~donkeyrl.sim.simulator.Simulator.readout`."""
+    columns = {name: getattr(cars, name).tolist() for name in _READOUT_FIELDS}
+    hit_names = [HIT_NAMES[k] for k in cars.hit_kind.tolist()]
+    return [car_info(**{name: values[i] for name, values in columns.items()}, hit=hit_names[i],
+                     lap_times=lap_times[i], track=tracks[i]) for i in range(len(tracks))]
+
+
+_READOUT_FIELDS = ("x", "y", "z", "yaw", "pitch", "roll", "speed", "forward_vel", "vel_x", "vel_z", "yaw_rate",
+                   "accel_x", "accel_z", "cte", "heading_error", "progress", "lap_count", "last_lap_time",
+                   "off_track", "time", "steering", "throttle")
+
+
+def car_info(*, x: float, y: float, z: float, yaw: float, pitch: float, roll: float, speed: float,
+             forward_vel: float, vel_x: float, vel_z: float, yaw_rate: float, accel_x: float, accel_z: float,
+             cte: float, heading_error: float, progress: float, lap_count: int, last_lap_time: float,
+             lap_times: Sequence[float], hit: str, off_track: bool, time: float, steering: float,
+             throttle: float, track: Track) -> dict[str, Any]:
+    """The gym-donkeycar info keys of a built-in car (simulator units and radians in, telemetry
+    units and Unity-style degrees out) plus the exact track quantities; see
+    :func:`donkeyrl.envs.common.step_info`."""
     s = TELEMETRY_SCALE
     return step_info(
-        pos=(tel.x / s, 0.0, tel.z / s), cte=tel.cte, speed=tel.speed / s, forward_vel=tel.forward_vel / s,
-        hit=tel.hit, lap_count=tel.lap_count, last_lap_time=tel.last_lap_time, lap_times=tel.lap_times,
-        gyro=(0.0, tel.yaw_rate, 0.0), accel=(tel.accel_x / s, 0.0, tel.accel_z / s),
-        vel=(tel.vel_x / s, 0.0, tel.vel_z / s), car=(0.0, 0.0, yaw_degrees(tel.yaw)),
-        progress=tel.progress, track_length=track.length, off_track=tel.off_track, track=track.name,
-        time=tel.time, steering=tel.steering, throttle=tel.throttle, heading_error=tel.heading_error)
+        pos=(x / s, y / s, z / s), cte=cte, speed=speed / s, forward_vel=forward_vel / s, hit=hit,
+        lap_count=lap_count, last_lap_time=last_lap_time, lap_times=lap_times, gyro=(0.0, yaw_rate, 0.0),
+        accel=(accel_x / s, 0.0, accel_z / s), vel=(vel_x / s, 0.0, vel_z / s),
+        car=(yaw_degrees(roll), yaw_degrees(pitch), yaw_degrees(yaw)), progress=progress,
+        track_length=track.length, off_track=off_track, track=track.name, time=time, steering=steering,
+        throttle=throttle, heading_error=heading_error)
 
 
-__all__ = ["DonkeyEnv", "EmbeddedDonkeyEnv", "EpisodeStart", "TrackChoice", "draw_start", "resolve_tracks",
-           "start_offsets", "telemetry_info"]
+__all__ = ["DonkeyEnv", "EmbeddedDonkeyEnv", "EpisodeStart", "TrackChoice", "car_info", "draw_start",
+           "readout_infos", "resolve_tracks", "start_offsets", "telemetry_info"]

@@ -1,10 +1,16 @@
-"""A vector environment that steps many cars in one batched computation.
+"""Many cars of the built-in simulator as one Stable-Baselines3 ``VecEnv``: the training path.
 
-Why: a ``DummyVecEnv`` of N single environments pays Python overhead and one render call per car
-per step. Here the physics of all cars is one compiled call and all camera frames are one batched
-(parallel) render, so throughput scales with cars rather than with Python calls. It is a
-Stable-Baselines3 ``VecEnv`` (auto-reset, ``terminal_observation`` in info) so SB3 algorithms can
-train on it directly. All cars share one track; use single environments for multi-track training.
+Why: a ``DummyVecEnv`` of N single envs pays Python overhead and one render call per car per step.
+Here the physics of all cars is one compiled call and all camera frames are one batched (parallel)
+render, whatever track each car is on. It is an SB3 ``VecEnv`` (auto-reset, ``terminal_observation``
+and ``TimeLimit.truncated`` in info, ``reset_infos``, per-env seeds and options at the next reset),
+so SB3 algorithms train on it directly.
+
+Car ``i`` lives exactly the episodes of an :class:`~donkeyrl.envs.embedded.EmbeddedDonkeyEnv`
+seeded ``seed + i`` (the seeding of ``DummyVecEnv``/``VecEnv.seed``): the same generator draws its
+track (names or regimes, :class:`~donkeyrl.envs.embedded.TrackChoice`), start pose and appearance
+in the same order (:func:`~donkeyrl.envs.embedded.draw_start`), and the same step core classifies
+and rewards its steps. Observations, rewards and infos are identical (tests/envs).
 """
 
 from __future__ import annotations
@@ -12,104 +18,133 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
-from stable_baselines3.common.vec_env.base_vec_env import VecEnv
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
-from donkeyrl.envs.common import (TELEMETRY_SCALE, EpisodeLimits, ProgressWatchdog, auto_max_steps,
-                                  classify_step, donkey_reward)
-from donkeyrl.envs.embedded import resolve_tracks, start_offsets, telemetry_info
+from donkeyrl.envs.common import EpisodeCore, EpisodeLimits
+from donkeyrl.envs.embedded import (TrackChoice, check_action_box, draw_start, observation_box,
+                                    readout_infos, telemetry_info)
 from donkeyrl.sim.camera import CameraConfig
-from donkeyrl.sim.simulator import Simulator
+from donkeyrl.sim.simulator import SimConfig, Simulator
+from donkeyrl.sim.track import Track
 
 
-class DonkeyVecEnv(VecEnv):
-    """``n_envs`` cars on one track of the built-in simulator, same contract as ``DonkeyEnv``."""
+class BatchedDonkeyEnv(VecEnv):
+    """``n_envs`` cars of one built-in simulator, each on its own track; the ``EmbeddedDonkeyEnv``
+    contract per car (see the module docstring).
 
-    def __init__(self, n_envs: int, track: str = "generated_track", *, camera: CameraConfig | None = None,
-                 limits: EpisodeLimits | None = None, steer_limit: float = 1.0, throttle_min: float = 0.0,
-                 throttle_max: float = 1.0, start_noise: bool = True, seed: int | None = None) -> None:
+    Arguments: as :class:`~donkeyrl.envs.embedded.EmbeddedDonkeyEnv` (``track`` may be names,
+    regimes or Tracks; each car draws its own per episode), plus ``n_envs`` and ``seed`` (car ``i``
+    is seeded ``seed + i`` and the cars are reset once, like ``make_env(seed=...)``). Rewards are
+    float64 (the DonkeyCar reward of the step core); SB3 casts them when it stores them.
+    """
+
+    def __init__(self, n_envs: int, track: str | Track | Sequence[str | Track] = "generated_track", *,
+                 camera: CameraConfig | None = None, limits: EpisodeLimits | None = None,
+                 steer_limit: float = 1.0, throttle_min: float = 0.0, throttle_max: float = 1.0,
+                 domain_randomization: bool = False, start_noise: bool = True,
+                 sim_config: SimConfig | None = None, seed: int | None = None) -> None:
         if n_envs < 1:
             raise ValueError(f"n_envs must be >= 1, got {n_envs}")
-        self.camera = camera or CameraConfig()
+        box = check_action_box(steer_limit, throttle_min, throttle_max)
         self.limits = limits or EpisodeLimits()
-        self.sim = Simulator(resolve_tracks(track)[0], n_envs, camera=self.camera)
-        self.rng = np.random.default_rng(seed)
+        self.limits.check()
+        self.track_choice = TrackChoice(track)
+        self.camera = camera or CameraConfig()
+        self.domain_randomization = domain_randomization
         self.start_noise = start_noise
-        c = 1 if self.camera.grey else 3
-        obs_space = spaces.Box(0, 255, (self.camera.height, self.camera.width, c), np.uint8)
-        act_space = spaces.Box(np.array([-steer_limit, throttle_min], np.float32),
-                               np.array([steer_limit, throttle_max], np.float32), dtype=np.float32)
         self.render_mode = None  # read by VecEnv.__init__ (via get_attr); no rendering here
-        super().__init__(n_envs, obs_space, act_space)
-        self.max_steps = self.limits.max_steps or auto_max_steps(self.sim.track.length)
-        self.watchdogs = [ProgressWatchdog(self.limits.stuck_steps, self.limits.stuck_progress)
-                          for _ in range(n_envs)]
-        self.steps = np.zeros(n_envs, dtype=np.int64)
-        self._obs = np.zeros((n_envs, *obs_space.shape), np.uint8)
+        super().__init__(n_envs, observation_box(self.camera), box)
+        self.box = box
+        self.sim = Simulator(self.track_choice.first, n_envs, sim_config, camera=self.camera)
+        self.tracks: list[Track] = [self.track_choice.first] * n_envs
+        self.cores = [EpisodeCore(self.limits) for _ in range(n_envs)]
+        self.rngs = [gym.utils.seeding.np_random(None if seed is None else seed + i)[0] for i in range(n_envs)]
+        self._obs = np.zeros((n_envs, *self.camera.shape), np.uint8)
         self._actions = np.zeros((n_envs, 2))
+        if seed is not None:
+            self.seed(seed)
+            self.reset()
 
-    def _reset_car(self, i: int) -> None:
-        lat, dyaw = start_offsets(self.rng) if self.start_noise else (0.0, 0.0)
-        self.sim.reset(i, lateral=lat, yaw_offset=dyaw)
-        self.steps[i] = 0
-        self.watchdogs[i].reset(0.0)
+    # ------------------------------------------------------------------ one car
+    def reset_car(self, i: int, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start car ``i``'s next episode now: (its first observation, its reset info).
 
+        Also records the info in ``reset_infos[i]``; wrappers that end an episode themselves (the
+        short-lap guard) call this.
+        """
+        start = draw_start(self.rngs[i], self.track_choice, options, start_noise=self.start_noise,
+                           domain_randomization=self.domain_randomization)
+        if start.track is not self.tracks[i]:
+            self.sim.set_track(start.track, car=i)
+            self.tracks[i] = start.track
+        self.sim.reset(i, lateral=start.lateral, yaw_offset=start.yaw_offset)
+        self.sim.set_appearance(i, start.appearance)
+        self.cores[i].start(start.track.length)
+        self.sim.render(i, out=self._obs[i])
+        info = telemetry_info(self.sim.telemetry(i), start.track)
+        self.reset_infos[i] = info
+        return self._obs[i].copy(), info
+
+    # ------------------------------------------------------------------ VecEnv API
     def reset(self) -> np.ndarray:
+        """Reset every car, with the seeds of :meth:`seed` and the options of :meth:`set_options`
+        given since the last reset (then forgotten, as SB3 does)."""
         for i in range(self.num_envs):
-            self._reset_car(i)
-        return self.sim.render_all(out=self._obs).copy()
+            if self._seeds[i] is not None:
+                self.rngs[i] = gym.utils.seeding.np_random(self._seeds[i])[0]
+            self.reset_car(i, self._options[i] or None)
+        self._reset_seeds()
+        self._reset_options()
+        return self._obs.copy()
 
     def step_async(self, actions: np.ndarray) -> None:
-        a = np.asarray(actions, dtype=np.float64).reshape(self.num_envs, 2)
+        a = np.asarray(actions, dtype=np.float64)
+        if a.shape != (self.num_envs, 2):
+            raise ValueError(f"actions must have shape ({self.num_envs}, 2) = (steering, throttle) per car, "
+                             f"got shape {a.shape}")
         if not np.all(np.isfinite(a)):
             raise ValueError(f"actions must be finite, got {a.tolist()}")
-        self._actions = np.clip(a, self.action_space.low, self.action_space.high)
+        self._actions = np.clip(a, self.box.low, self.box.high)
 
     def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
         self.sim.step(self._actions[:, 0], self._actions[:, 1])
-        self.steps += 1
-        rewards = np.zeros(self.num_envs, np.float32)
+        rewards = np.zeros(self.num_envs)
         dones = np.zeros(self.num_envs, bool)
-        infos: list[dict[str, Any]] = []
-        ended: list[int] = []
-        for i in range(self.num_envs):
-            tel = self.sim.telemetry(i)
-            stuck = self.watchdogs[i].update(tel.progress)
-            term, trunc = classify_step(tel.cte, tel.hit, stuck, self.sim.at_end_of_road(i), tel.lap_count,
-                                        int(self.steps[i]), self.max_steps, self.limits)
-            rewards[i] = donkey_reward(tel.cte, tel.forward_vel / TELEMETRY_SCALE, tel.hit, term is not None,
-                                       self.limits.max_cte)
-            info = telemetry_info(tel, self.sim.track)
-            if term or trunc:
-                dones[i] = True
-                info["terminated_reason" if term else "truncated_reason"] = term or trunc
-                info["TimeLimit.truncated"] = trunc is not None
-                ended.append(i)
-            infos.append(info)
+        cars = self.sim.readout()
+        infos = readout_infos(cars, self.tracks, self.sim.lap_times)
+        end_of_road = cars.at_end_of_road.tolist()
+        for i, info in enumerate(infos):
+            rewards[i], terminated, truncated = self.cores[i].step(
+                info, cte=info["cte"], hit=info["hit"], forward_vel=info["forward_vel"],
+                progress=info["progress"], lap_count=info["lap_count"], end_of_road=end_of_road[i])
+            info["TimeLimit.truncated"] = truncated and not terminated
+            dones[i] = terminated or truncated
         obs = self.sim.render_all(out=self._obs)
-        for i in ended:  # SB3 auto-reset: keep the last frame, start the next episode
+        for i in np.flatnonzero(dones):  # SB3 auto-reset: keep the last frame, start the next episode
             infos[i]["terminal_observation"] = obs[i].copy()
-            self._reset_car(i)
-            self.sim.render(i, out=self._obs[i])
+            self.reset_car(int(i))
         return self._obs.copy(), rewards, dones, infos
 
-    # ------------------------------------------------------------------ VecEnv plumbing
     def close(self) -> None:
         """Nothing to release: the simulator lives in this process."""
 
-    def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
         return [getattr(self, attr_name) for _ in self._get_indices(indices)]
 
-    def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
         setattr(self, attr_name, value)
 
-    def env_method(self, method_name: str, *args: Any, indices: Any = None, **kwargs: Any) -> list[Any]:
-        return [getattr(self, method_name)(*args, **kwargs) for _ in self._get_indices(indices)]
+    def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None,
+                   **method_kwargs: Any) -> list[Any]:
+        return [getattr(self, method_name)(*method_args, **method_kwargs) for _ in self._get_indices(indices)]
 
-    def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
+    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
         return [False for _ in self._get_indices(indices)]
 
-    def seed(self, seed: int | None = None) -> Sequence[int | None]:  # type: ignore[override]
-        self.rng = np.random.default_rng(seed)
-        return [seed] * self.num_envs
+
+#: The name of the single-track vector env this replaced.
+DonkeyVecEnv = BatchedDonkeyEnv
+
+__all__ = ["BatchedDonkeyEnv", "DonkeyVecEnv"]
