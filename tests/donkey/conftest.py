@@ -1,16 +1,12 @@
-"""Fixtures: the protocol server over loopback (ephemeral ports) and a path-following driver."""
+"""Fixtures: the protocol server over loopback (ephemeral ports) and the project's client."""
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import pytest
 
-from donkeyrl.donkey.client import ClientConfig
-from donkeyrl.envs.unity import DonkeySimEnv
+from donkeyrl.donkey import protocol as P
+from donkeyrl.donkey.client import ClientConfig, SimClient
 from donkeyrl.donkey.server import DonkeySimServer, ServerConfig
-from donkeyrl.envs.common import EpisodeLimits
 
 FAST_CLIENT = ClientConfig(connect_timeout=10, load_timeout=60, io_timeout=20, config_delay=0.0)
 
@@ -21,30 +17,22 @@ def fast_server():
         yield srv
 
 
-def make_env(server: DonkeySimServer, track: str = "generated_track", **kwargs) -> DonkeySimEnv:
-    kwargs.setdefault("client_config", FAST_CLIENT)
-    kwargs["limits"] = EpisodeLimits(max_cte=kwargs.pop("max_cte", 8.0),
-                                     max_steps=kwargs.pop("max_steps", None))
-    return DonkeySimEnv(track, host=server.host, port=server.port, **kwargs)
+def car(server: DonkeySimServer, scene: str = "generated_track") -> SimClient:
+    """A connected client with a car loaded in ``scene``."""
+    client = SimClient(server.host, server.port, FAST_CLIENT).connect()
+    client.load_scene(scene)
+    return client
 
 
-def pursuit(env: DonkeySimEnv, info: dict, lookahead: float = 6.0) -> np.ndarray:
-    """Pure pursuit on the centre line the env read with node_position (telemetry only)."""
-    track = env.track
-    x, _, z = (v * 8.0 for v in info["pos"])
-    proj = track.project(x, z)
-    tx, tz = track.point_at(proj.s + lookahead)
-    yaw = math.radians(info["car"][2])
-    dx, dz = tx - x, tz - z
-    # angle of the target to the right of the heading (forward = (sin, cos), right = (cos, -sin))
-    right = dx * math.cos(yaw) - dz * math.sin(yaw)
-    ahead = dx * math.sin(yaw) + dz * math.cos(yaw)
-    steer = math.atan2(2 * 1.6 * right, ahead * ahead + right * right) / math.radians(16)
-    return np.array([np.clip(steer, -1, 1), 0.45], dtype=np.float32)
+def step(client: SimClient, steering: float = 0.0, throttle: float = 0.0, brake: float = 0.0,
+         timeout: float = 20.0) -> P.Telemetry:
+    """One control and the telemetry answering it (fast mode: exactly one)."""
+    seq = client.telemetry_seq
+    client.send(P.Control(steering, throttle, brake))
+    return client.wait_telemetry(seq, timeout)[1]
 
 
-def session_of(server: DonkeySimServer):
-    """The server-side session of the (single) live connection, to compare with the truth."""
-    live = [s for t, s in server._sessions.items() if t.is_alive() and s.sim is not None]
-    assert len(live) == 1
-    return live[0]
+def session_of(server: DonkeySimServer, index: int = 0):
+    """The server-side session of the live connection with a car, in connection order."""
+    live = sorted((s for s in server.sessions() if s.car is not None), key=lambda s: s.number)
+    return live[index]

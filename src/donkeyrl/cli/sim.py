@@ -7,40 +7,9 @@ import logging
 import signal
 import threading
 
-from donkeyrl.cli.common import CLIError, non_negative_int, positive_int
+from donkeyrl.cli.common import CLIError, bounded
 
 log = logging.getLogger(__name__)
-
-
-def _port(text: str) -> int:
-    value = non_negative_int(text)
-    if value > 65535:
-        raise argparse.ArgumentTypeError(f"{value} is not a TCP port (0..65535)")
-    return value
-
-
-def _quality(text: str) -> int:
-    value = positive_int(text)
-    if value > 100:
-        raise argparse.ArgumentTypeError(f"{value} must be in 1..100")
-    return value
-
-
-def _max_clients(text: str) -> int:
-    value = positive_int(text)
-    if value > 1024:
-        raise argparse.ArgumentTypeError(f"{value} must be in 1..1024")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0.0 <= value <= 1e6:
-        raise argparse.ArgumentTypeError(f"{value:g} must be in 0..1000000 seconds (0 = never)")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -55,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (default 127.0.0.1: this machine only; "
                        "0.0.0.0 exposes it to the network)")
-    serve.add_argument("--port", type=_port, default=9091,
+    serve.add_argument("--port", type=bounded(int, 0, 65535), default=9091,
                        help="TCP port (default 9091, the DonkeyCar simulator's; 0 = any free port)")
     serve.add_argument("--track", default=None, metavar="NAME",
                        help="start every connection in this scene instead of the menu "
@@ -64,16 +33,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="step once per control message, answering with one telemetry, as fast "
                        "as the client goes (for training); default: real time at 20 Hz like the "
                        "Unity simulator")
-    serve.add_argument("--jpeg-quality", type=_quality, default=75,
+    serve.add_argument("--jpeg-quality", type=bounded(int, 1, 100), default=75,
                        help="JPEG quality of the camera images, 1..100 (default 75, Unity's)")
-    serve.add_argument("--max-clients", type=_max_clients, default=16,
+    serve.add_argument("--max-clients", type=bounded(int, 1, 1024), default=16,
                        help="most simultaneous connections (cars, default 16); when full, a "
                        "newcomer replaces the connection inactive longest if it has been inactive "
                        "for --handshake-timeout, else it is refused")
-    serve.add_argument("--handshake-timeout", type=_seconds, default=60.0, metavar="SECONDS",
+    serve.add_argument("--handshake-timeout", type=bounded(float, 0, 1e6), default=60.0, metavar="SECONDS",
                        help="close a connection that has not loaded a scene within this time "
                        "(default 60; 0 = never)")
-    serve.add_argument("--idle-timeout", type=_seconds, default=300.0, metavar="SECONDS",
+    serve.add_argument("--idle-timeout", type=bounded(float, 0, 1e6), default=300.0, metavar="SECONDS",
                        help="close a connection whose client sent nothing and whose car did not "
                        "move 1 unit for this long (default 300, the Unity simulator's; 0 = never)")
     serve.add_argument("--randomize", action="store_true",
@@ -82,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        "reset_car and regen_road, reproducible with --seed")
     serve.add_argument("--no-quit", action="store_true",
                        help="ignore quit_app messages instead of stopping the server")
-    serve.add_argument("--seed", type=non_negative_int, default=None,
+    serve.add_argument("--seed", type=bounded(int, 0, 2**63 - 1), default=None,
                        help="seed of the server's random choices: generated roads and, with "
                        "--randomize, the looks (default: random)")
     serve.set_defaults(func=run)

@@ -8,9 +8,11 @@ is ``degAngDelta`` degrees further down (negative = up). Every ray that hits som
 ``maxRange`` adds ``{"d": distance, "rx": sweep angle, "ry": level angle}`` to telemetry ``lidar``
 (rx = step x degPerSweepInc, ry = level x degAngDelta), level by level; misses are left out.
 
-What the rays hit here: the ground (a plane at height 0), walls (vertical segments of a height,
-e.g. a track's barriers), cones (vertical cylinders; a cone is drawn as its bounding cylinder,
-an approximation) and other cars (boxes). The car carrying the lidar is not hit.
+What the rays hit here: the ground, walls (vertical segments of a height: a track's walls, fences
+and barriers), cones (vertical cylinders; a cone is taken as its bounding cylinder, an
+approximation) and other cars (boxes). The car carrying the lidar is not hit. Heights are measured
+from the road under the car and the ground is level there (exact on flat tracks; on a hill an
+approximation that keeps slopes from hiding or inventing hits far away).
 
 Deviations, documented: the simulator adds Perlin noise to point *positions* it does not send,
 so ``noise`` changes nothing in the telemetry and is ignored; in the simulator's loop every level

@@ -13,7 +13,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 #: Longest simulator -> client line kept (a 640x480 PNG in base64 is about 1.2 MB).
 MAX_SIM_MESSAGE = 8 * 1024 * 1024
@@ -147,7 +147,7 @@ class Control(Message):
 
 def _empty(name: str, doc: str, direction: str) -> type[Message]:
     """A message type without fields (reset_car, exit_scene...)."""
-    cls = dataclass(frozen=True)(type(_camel(name), (Message,), {
+    cls: type[Message] = dataclass(frozen=True)(type(_camel(name), (Message,), {
         "__doc__": doc, "msg_type": name, "direction": direction,
         "__annotations__": {"msg_type": ClassVar[str], "direction": ClassVar[str]}}))
     cls.__module__ = __name__
@@ -413,11 +413,10 @@ class Telemetry(Message):
     @classmethod
     def from_fields(cls, obj: dict[str, Any]) -> Telemetry:
         known = {f.name for f in fields(cls)}
-        base = super().from_fields({k: v for k, v in obj.items() if k not in ("extended",)})
+        base = cast(Telemetry, super().from_fields({k: v for k, v in obj.items() if k != "extended"}))
         extra = {k: v for k, v in obj.items() if k not in known and k not in ("msg_type", "image_b")}
         imageb = obj.get("imageb", obj.get("image_b", ""))
-        return replace(base, extended="cte" in obj, extra=extra,
-                                 imageb=to_str("imageb", imageb))  # type: ignore[return-value]
+        return replace(base, extended="cte" in obj, extra=extra, imageb=to_str("imageb", imageb))
 
     def to_fields(self) -> dict[str, Any]:
         out = super().to_fields()

@@ -16,9 +16,8 @@ load any scene, so several worlds can run side by side. On an open road (generat
 grid rows are placed ahead of the start instead of behind it, where there is no road; on a road
 too narrow for two columns the grid is a single file.
 
-Scene objects as plain data (:func:`track_obstacles`): a track's barriers become wall segments at
-``lat_left - barrier_margin`` and ``lat_right + barrier_margin`` (what the simulator's contact
-test uses), for the lidar.
+Scene objects as plain data for the lidar (:func:`track_obstacles`) come from the track's
+:meth:`~donkeyrl.sim.track.Track.scene_objects` (walls, fences, barriers, cones).
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ import numpy as np
 from donkeyrl.donkey.camera_rig import CarShape
 from donkeyrl.donkey.lidar import Obstacles
 from donkeyrl.sim import physics as ph
-from donkeyrl.sim.simulator import CAR_HALF_WIDTH, Simulator
+from donkeyrl.sim.simulator import CAR_HALF_WIDTH, Simulator, Telemetry
 from donkeyrl.sim.track import Track
 
 log = logging.getLogger(__name__)
@@ -46,8 +45,8 @@ CAR_HEIGHT = 0.9
 GRID_COLUMN = 4.5
 GRID_ROW = 5.0
 GRID_COLUMNS = 2
-#: Height of barrier walls (units), for the lidar.
-WALL_HEIGHT = 1.0
+#: Gap (units) left between two cars after a contact pushes them apart.
+CONTACT_GAP = 0.01
 #: Default body colour (the simulator's car_config default, orange-red).
 DEFAULT_COLOUR = (255, 72, 0)
 
@@ -79,7 +78,7 @@ class Car:
 class Snapshot:
     """What a car's sensors need after a step, copied under the lock."""
 
-    telemetry: object
+    telemetry: Telemetry
     hit: str
     track: Track
     pose: tuple[float, float, float]
@@ -124,22 +123,22 @@ class World:
 
     # ------------------------------------------------------------------ poses
     def slot_pose(self, slot: int) -> tuple[float, float, float]:
-        """(x, z, yaw) of spawn slot ``slot``: slot 0 is the simulator's start pose."""
+        """(x, z, yaw) of spawn slot ``slot``: the CarSpawner grid in the start pose's frame
+        (slot 0 is the simulator's start pose; columns to the left, rows behind, or ahead on an
+        open road)."""
         tr = self.track
         s0 = -car_start_behind(tr) if tr.closed else 0.0
         p0 = tr.point_at(s0)
-        lat0 = tr.project(p0[0], p0[1]).lateral
-        lat_left = float(tr.lat_left[tr.project(p0[0], p0[1]).index])
+        proj = tr.project(p0[0], p0[1])
+        yaw = proj.heading
+        fx, fz = math.sin(yaw), math.cos(yaw)
+        lat_left = float(tr.lat_left[proj.index]) - float(tr.start_lateral)
         columns = GRID_COLUMNS if lat_left <= -(GRID_COLUMN + CAR_HALF_WIDTH) else 1
         col, row = slot % columns, slot // columns
-        s = s0 + (-1.0 if tr.closed else 1.0) * GRID_ROW * row
-        if not tr.closed:
-            s = min(s, float(tr.s[-1]) - 1.0)
-        p = tr.point_at(s)
-        proj = tr.project(p[0], p[1])
+        lat = float(tr.start_lateral) - GRID_COLUMN * col
+        ahead = (-1.0 if tr.closed else 1.0) * GRID_ROW * row
         nx, nz = tr.normals[proj.index]
-        lat = lat0 - GRID_COLUMN * col
-        return float(p[0] + nx * lat), float(p[1] + nz * lat), proj.heading
+        return (float(p0[0] + nx * lat + fx * ahead), float(p0[1] + nz * lat + fz * ahead), yaw)
 
     def respawn(self, car: Car) -> None:
         """Reset the car (time, laps, motion) at its grid slot (``reset_car``)."""
@@ -236,6 +235,8 @@ def place(sim: Simulator, x: float, z: float, yaw: float, *, keep_motion: bool) 
         sim.s_u_start[0] = s_at
     sim.cte[0] = proj.lateral
     sim.path_heading[0] = proj.heading
+    sim.y[0] = np.asarray(tr.heights)[proj.index]  # pitch and roll follow at the next step
+    st[ph.S_SLOPE] = tr.grade[proj.index] * math.cos(yaw - proj.heading)
 
 
 def box_overlap(a: tuple[float, float, float], b: tuple[float, float, float]) -> tuple[float, float] | None:
@@ -255,20 +256,17 @@ def box_overlap(a: tuple[float, float, float], b: tuple[float, float, float]) ->
             return None
         if best is None or overlap < best[0]:
             sign = -1.0 if dist > 0 else 1.0
-            best = (overlap, (sign * n[0] * overlap, sign * n[1] * overlap))
+            push = overlap + CONTACT_GAP  # leave a gap: resting cars do not touch again
+            best = (overlap, (sign * n[0] * push, sign * n[1] * push))
     assert best is not None
     return best[1]
 
 
 @functools.lru_cache(maxsize=32)
 def track_obstacles(track: Track) -> Obstacles:
-    """The track's vertical objects as plain data: barrier walls on both sides, if it has them."""
-    if not track.barriers:
-        return Obstacles()
-    walls = []
-    for lat in (track.lat_left - track.barrier_margin, track.lat_right + track.barrier_margin):
-        pts = track.points + track.normals * lat[:, None]
-        if track.closed:
-            pts = np.vstack([pts, pts[:1]])
-        walls.append(np.column_stack([pts[:-1], pts[1:], np.full(len(pts) - 1, WALL_HEIGHT)]))
-    return Obstacles(walls=np.vstack(walls))
+    """The track's vertical objects (:meth:`Track.scene_objects`: walls, fences, barriers, cones)
+    as the lidar's plain arrays; cones become cylinders of their base radius."""
+    objs = track.scene_objects()
+    walls = np.column_stack([objs.wall_segments, objs.wall_heights]) if len(objs.wall_segments) else \
+        np.zeros((0, 5))
+    return Obstacles(walls=walls, cylinders=np.asarray(objs.cones, dtype=np.float64).reshape(-1, 4))

@@ -131,8 +131,9 @@ def regenerated_road(seed: int, road_style: int, turn_increment: float | None) -
     """generated_road rebuilt by ``regen_road`` (cached: clients often regenerate the same seeds)."""
     from donkeyrl.sim.generators import generated_road
 
-    kwargs = {} if turn_increment is None else {"turn_increment": turn_increment}
-    return generated_road(seed, road_style=road_style, **kwargs)  # type: ignore[call-arg]
+    if turn_increment is None:
+        return generated_road(seed, road_style=road_style)
+    return generated_road(seed, road_style=road_style, turn_increment=turn_increment)
 
 
 class _Drop(Exception):
@@ -357,9 +358,10 @@ class Session:
             image=images[0], imageb=images[1], hit=snap.hit,
             time=round(self.scene_time, 4), accel_x=t.accel_x / UNIT, accel_y=0.0,
             accel_z=t.accel_z / UNIT, gyro_x=0.0, gyro_y=float(t.yaw_rate), gyro_z=0.0,
-            pitch=0.0, yaw=math.degrees(t.yaw) % 360.0, roll=0.0,
+            pitch=math.degrees(t.pitch) % 360.0, yaw=math.degrees(t.yaw) % 360.0,
+            roll=math.degrees(t.roll) % 360.0,
             activeNode=int(t.path_index) // stride, totalNodes=-(-snap.track.n // stride),
-            cte=float(t.cte), pos_x=t.x / UNIT, pos_y=0.0, pos_z=t.z / UNIT,
+            cte=float(t.cte), pos_x=t.x / UNIT, pos_y=t.y / UNIT, pos_z=t.z / UNIT,
             vel_x=t.vel_x / UNIT, vel_y=0.0, vel_z=t.vel_z / UNIT, extended=True, extra=extra)
 
     # ------------------------------------------------------------------ handlers
@@ -419,7 +421,8 @@ class Session:
         x, z = nodes[msg.index]
         tx, tz = track.tangents[msg.index * stride]
         yaw = math.atan2(tx, tz)  # the node faces along the path: a rotation about the up axis
-        self.send(P.NodePosition(msg.index, float(x), 0.0, float(z), 0.0, math.sin(yaw / 2), 0.0,
+        y = float(np.asarray(track.heights)[msg.index * stride])
+        self.send(P.NodePosition(msg.index, float(x), y, float(z), 0.0, math.sin(yaw / 2), 0.0,
                                  math.cos(yaw / 2)))
 
     def on_get_protocol_version(self, _msg: P.Message) -> None:
