@@ -9,18 +9,39 @@ import pytest
 
 from donkeyrl.bo import SearchSpaceError
 from donkeyrl.research import default_space, load_space
+from donkeyrl.rl.algorithms import AGENTS
 from donkeyrl.research.trialcmd import build_argv, param_flags, render_template
 
 
-@pytest.mark.parametrize("agent", ["ppo", "dqn", "sac"])
+@pytest.mark.parametrize("agent", AGENTS)
 def test_default_space_per_agent(agent):
     space = default_space(agent, 3000, 9000)
     spec = space.to_dict()
     assert spec["timesteps"]["low"] == 3000 and spec["timesteps"]["high"] == 9000
     assert "learning_rate" in spec and "gamma" in spec
-    assert ("n_steer" in spec) == (agent != "sac")
+    assert ("n_steer" in spec) == (agent in ("ppo", "dqn"))
+    assert list(spec)[:2] == ["learning_rate", "timesteps"]
     for p in space.sample(0, 50):
         assert 3000 <= p["timesteps"] <= 9000
+
+
+def test_default_spaces_keep_their_documented_values_and_order():
+    """The encoding follows the order, so a study's proposals for a seed stay what they were."""
+    lr = {"type": "float", "low": 1e-5, "high": 3e-3, "log": True}
+    gamma = {"type": "float", "low": 0.9, "high": 0.999, "log": False}
+    ts = {"type": "int", "low": 5000, "high": 20000, "log": False}
+    grid = {"n_steer": {"type": "int", "low": 3, "high": 9, "log": False},
+            "n_throttle": {"type": "int", "low": 1, "high": 5, "log": False}}
+    ppo = default_space("ppo").to_dict()
+    assert list(ppo.items()) == list({
+        "learning_rate": lr, "timesteps": ts, "actions": {"type": "fixed", "value": "discrete"}, **grid,
+        "n_steps": {"type": "categorical", "choices": [64, 128, 256, 512]},
+        "ent_coef": {"type": "float", "low": 1e-4, "high": 0.05, "log": True},
+        "batch_size": {"type": "categorical", "choices": [32, 64, 128]}, "gamma": gamma}.items())
+    assert list(default_space("dqn").to_dict()) == ["learning_rate", "timesteps", "n_steer", "n_throttle",
+                                                    "batch_size", "gamma"]
+    assert list(default_space("sac").to_dict()) == ["learning_rate", "timesteps", "batch_size", "gamma"]
+    assert "top_quantiles_to_drop_per_net" in default_space("tqc").to_dict()
 
 
 def test_default_space_fixed_timesteps_and_errors():

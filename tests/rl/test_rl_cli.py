@@ -82,3 +82,94 @@ def test_evaluate_rejects_a_nonsense_lap_limit(tmp_path, capsys):
         main(["evaluate", "--model", str(tmp_path / "m.zip"), "--max-laps", "0"])
     assert exc.value.code == 2
     assert "--max-laps: 0 must be >= 1" in capsys.readouterr().err
+
+
+def test_print_schema_is_json_for_tools(capsys):
+    assert main(["train", "--print-schema"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert "tqc" in doc["agents"] and doc["params"]["gae_lambda"]["agents"] == ["ppo"]
+    assert doc["params"]["n_envs"]["high"] == 128 and doc["params"]["port"]["high"] == 65535
+
+
+def test_help_is_generated_from_the_declarations(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Parallel environments collecting experience" in out and "range [1, 128]" in out
+    assert "default: ppo 0.0003, dqn 0.001, sac 0.00073, tqc 0.00073" in out
+    assert "GAE lambda" in out and "agents: ppo" in out and "--print-schema" in out and "--check" in out
+
+
+def test_check_builds_once_and_writes_nothing(tmp_path, patched, capsys):
+    save = tmp_path / "trial-1"
+    code = main(["train", "--agent", "tqc", "--timesteps", "1000", "--save-dir", str(save),
+                 "--result-file", str(save / "result.json"), "--tensorboard", str(tmp_path / "tb"), "--check"])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert code == 0 and len(out) == 1 and out[0].startswith("ok: tqc (TQC, ")
+    assert "observation 32x64x2" in out[0] and "device cpu" in out[0]
+    assert patched and all(env.closed for env in patched)
+    assert not save.exists() and not (tmp_path / "tb").exists()
+
+
+def test_check_fails_in_one_line_on_an_env_that_cannot_be_built(tmp_path, capsys):
+    code = main(["train", "--track", "no-such-track", "--save-dir", str(tmp_path / "t"), "--check"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "check failed" in err[0] and "no-such-track" in err[0]
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the error without CUDA")
+def test_device_cuda_without_cuda_is_refused_up_front(tmp_path, capsys):
+    code = main(["train", "--device", "cuda", "--save-dir", str(tmp_path / "t"), "--check"])
+    assert code == 2 and "no CUDA device" in capsys.readouterr().err
+
+
+def test_train_writes_curve_tensorboard_and_no_sb3_temp_dirs(tmp_path, patched, capsys, monkeypatch):
+    import tempfile
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    save = tmp_path / "trial-3"
+    code = main(["train", "--timesteps", "96", "--n-envs", "2", "--n-steps", "16", "--batch-size", "16",
+                 "--eval-episodes", "1", "--max-steps", "20", "--save-dir", str(save), "--progress-interval", "0.001",
+                 "--tensorboard", str(tmp_path / "tb"), "--result-file", str(save / "result.json")])
+    assert code == 0, capsys.readouterr()
+    assert list(temp.iterdir()) == []  # SB3 made no /tmp/SB3-* directory
+    result = json.loads((save / "result.json").read_text())
+    points = [json.loads(line) for line in (save / "curve.jsonl").read_text().splitlines()]
+    assert len(points) >= 2
+    for p in points:
+        assert set(p) == {"steps", "time_sec", "episodes", "mean_reward", "laps_total", "best_episode_laps"}
+    assert points[-1]["steps"] == result["train_timesteps"] and points[-1]["episodes"] == result["train_episodes"]
+    assert [p["steps"] for p in points] == sorted(p["steps"] for p in points)
+    run_dir = tmp_path / "tb" / "trial-3"
+    assert result["tensorboard_dir"] == str(run_dir)
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"rollout/ep_rew_mean", "train/value_loss", "driving/mean_abs_cte", "driving/mean_speed",
+            "driving/laps_total", "eval/mean_reward", "eval/driving_score"} <= tags, tags
+    (final,) = events.Scalars("eval/mean_reward")
+    assert final.value == pytest.approx(result["mean_reward"], rel=1e-5)
+
+
+def test_searched_values_of_other_kinds_parse(tmp_path):
+    from donkeyrl.cli import build_parser
+    from donkeyrl.cli.train import config_from_args
+
+    parser = build_parser()
+    cfg = config_from_args(parser.parse_args(["train", "--agent", "sac", "--ent-coef", "auto_0.1",
+                                              "--steer-rate-limit", "none", "--tracks", "oval", "warren"]))
+    assert cfg.ent_coef == "auto_0.1" and cfg.steer_rate_limit is None and cfg.tracks == ("oval", "warren")
+    cfg = config_from_args(parser.parse_args(["train", "--agent", "tqc", "--ent-coef", "0.2", "--n-quantiles", "9"]))
+    assert cfg.ent_coef == 0.2 and cfg.algo.n_quantiles == 9
+
+
+@pytest.mark.parametrize("command", ["evaluate --model m.zip", "research"])
+def test_shared_simulator_options_bound_the_port(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([*command.split(), "--port", "70000"])
+    assert exc.value.code == 2
+    assert "--port: 70000 must be an integer in [1, 65535]" in capsys.readouterr().err

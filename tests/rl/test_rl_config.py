@@ -66,7 +66,7 @@ def test_parameters_that_do_not_apply_are_errors():
 
 @pytest.mark.parametrize("bad,match", [
     (dict(agent="a2c"), "unknown agent 'a2c'; valid: ppo, dqn, sac, tqc"),
-    (dict(timesteps=-1), r"timesteps must be an integer in \[0, 1e\+09\], got -1"),
+    (dict(timesteps=-1), r"timesteps must be an integer in \[0, 1000000000\], got -1"),
     (dict(n_steer=1, actions="discrete"), "n_steer must be an integer in"),
     (dict(reward="fun"), "unknown reward 'fun'; valid: donkey, speed, progress"),
     (dict(agent="dqn", actions="continuous"), "discrete"),

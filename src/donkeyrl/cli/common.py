@@ -41,15 +41,10 @@ non_negative_float = _number_type(float, 0, strict=False)
 
 def bounded(parse: type, low: float | None, high: float | None) -> argparse._ActionType:
     """An argparse type: a finite ``parse`` (int or float) in the inclusive range [low, high]."""
+    from donkeyrl.rl.schema import bounds_text
+
     noun = "an integer" if parse is int else "a number"
-    if low is not None and high is not None:
-        valid = f"in [{low:g}, {high:g}]"
-    elif low is not None:
-        valid = f">= {low:g}"
-    elif high is not None:
-        valid = f"<= {high:g}"
-    else:
-        valid = "finite"
+    valid = "finite" if low is None and high is None else bounds_text(low, high)
 
     def convert(text: str) -> float:
         try:

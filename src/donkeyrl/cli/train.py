@@ -79,6 +79,8 @@ def _value_type(info: Any) -> Any:
 
 def _help(info: Any) -> str:
     """The field docstring followed by default, bounds, log hint and the agents it applies to."""
+    from donkeyrl.rl.schema import format_number
+
     notes = []
     if info.agent_defaults:
         notes.append("default: " + ", ".join(f"{a} {v:g}" if isinstance(v, float) else f"{a} {v}"
@@ -88,8 +90,8 @@ def _help(info: Any) -> str:
     else:
         notes.append(f"default: {'none' if info.default is None else str(info.default).lower()}")
     if info.low is not None or info.high is not None:
-        notes.append(f"range [{'-inf' if info.low is None else format(info.low, 'g')}, "
-                     f"{'inf' if info.high is None else format(info.high, 'g')}]")
+        notes.append(f"range [{'-inf' if info.low is None else format_number(info.low)}, "
+                     f"{'inf' if info.high is None else format_number(info.high)}]")
     if info.log:
         notes.append("log scale")
     if info.agents is not None:

@@ -84,8 +84,8 @@ class RunConfig(_Section):
     torch_threads: int = param(1, low=1, high=256)
     """Torch intra-op threads; 1 measured ~2x faster than 2 on the shared 2-core machine."""
     device: str = param("auto", choices=DEVICES)
-    """Torch device of the learner: auto picks cpu, measured fastest for the default small CNN
-    (see donkeyrl.rl.agents.resolve_device), cuda needs a CUDA build of torch and a GPU."""
+    """Torch device of the learner: auto picks cpu, the device the default small-CNN pipeline was
+    measured and tuned on (see donkeyrl.rl.agents); cuda needs a CUDA build of torch and a GPU."""
 
 
 @dataclass(frozen=True)

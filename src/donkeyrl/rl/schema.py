@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["param", "check_fields", "field_meta", "field_docs", "ParamInfo", "describe",
-           "TYPE_NAMES", "is_keyword_value"]
+           "TYPE_NAMES", "is_keyword_value", "format_number", "bounds_text"]
 
 #: Schema type names (``--print-schema``'s "type").
 TYPE_NAMES = ("int", "float", "bool", "str", "list")
@@ -88,7 +88,8 @@ def _own_docs(cls: type) -> dict[str, str]:
         if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and \
                 isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant) and \
                 isinstance(nxt.value.value, str):
-            docs[stmt.target.id] = " ".join(inspect.cleandoc(nxt.value.value).split())
+            text = " ".join(inspect.cleandoc(nxt.value.value).split())
+            docs[stmt.target.id] = text.replace("``", "")  # reST literals read as plain text in help
     return docs
 
 
@@ -140,12 +141,18 @@ def is_keyword_value(value: str, keywords: tuple[str, ...]) -> bool:
     return False
 
 
-def _bounds_text(low: float | None, high: float | None) -> str:
+def format_number(x: float) -> str:
+    """Integers in full (a seed bound of 4294967295, not 4.29497e+09), other numbers as %g."""
+    return str(x) if isinstance(x, int) else format(x, "g")
+
+
+def bounds_text(low: float | None, high: float | None) -> str:
+    """``in [low, high]``, ``>= low`` or ``<= high`` (inclusive bounds)."""
     if low is not None and high is not None:
-        return f"in [{low:g}, {high:g}]"
+        return f"in [{format_number(low)}, {format_number(high)}]"
     if low is not None:
-        return f">= {low:g}"
-    return f"<= {high:g}"
+        return f">= {format_number(low)}"
+    return f"<= {format_number(high) if high is not None else 'inf'}"
 
 
 def check_fields(obj: Any) -> None:
@@ -177,7 +184,7 @@ def _check_value(name: str, value: Any, kind: str, nullable: bool, keywords: tup
     if isinstance(value, str) and kind in ("int", "float"):
         if keywords and is_keyword_value(value, keywords):
             return value
-        valid = _bounds_text(meta["low"], meta["high"]) if meta["low"] is not None or \
+        valid = bounds_text(meta["low"], meta["high"]) if meta["low"] is not None or \
             meta["high"] is not None else ""
         also = f" or {' / '.join(repr(k) for k in keywords)}" if keywords else ""
         raise ValueError(f"{name} must be a number {valid}{also}, got {value!r}".replace("  ", " "))
@@ -201,7 +208,7 @@ def _check_value(name: str, value: Any, kind: str, nullable: bool, keywords: tup
         low, high = meta["low"], meta["high"]
         if (low is not None and value < low) or (high is not None and value > high):
             noun = "an integer" if kind == "int" else "a number"
-            raise ValueError(f"{name} must be {noun} {_bounds_text(low, high)}, got {value!r}")
+            raise ValueError(f"{name} must be {noun} {bounds_text(low, high)}, got {value!r}")
     choices = meta["choices"]
     if choices is not None and value not in choices:
         raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(map(str, choices))}")

@@ -130,9 +130,12 @@ def check_trial(cfg: TrialConfig, *, env_factory: EnvFactory | None = None) -> s
         model = build_agent(cfg, venv)
         n_params = sum(p.numel() for p in model.policy.parameters())
         obs_shape = "x".join(str(d) for d in venv.observation_space.shape or ())
+        space = venv.action_space
+        actions = f"discrete {getattr(space, 'n', '?')} ({cfg.n_steer} steer x {cfg.n_throttle} throttle)" \
+            if cfg.discrete else f"continuous {space.shape}"
         return (f"{cfg.agent} ({type(model).__name__}, {n_params} parameters, device {model.device}) on "
                 f"{', '.join(cfg.tracks)}: {venv.num_envs} env(s), observation {obs_shape}, actions "
-                f"{venv.action_space}, {cfg.timesteps} timesteps")
+                f"{actions}, {cfg.timesteps} timesteps")
     finally:
         venv.close()
 
