@@ -175,3 +175,9 @@ def test_config_imports_neither_the_learners_nor_torch():
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_reward_modes_are_the_ones_the_wrappers_implement():
+    from donkeyrl.rl import config, wrappers
+
+    assert config.REWARD_MODES == wrappers.REWARD_MODES

@@ -47,15 +47,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from donkeyrl.rl.algorithms import AGENTS, REGISTRY, Algorithm, CommonParams, get_algorithm
+from donkeyrl.rl.algorithms import (ACTION_KINDS, AGENTS, FEATURE_EXTRACTORS, REGISTRY, Algorithm, CommonParams,
+                                    get_algorithm)
 from donkeyrl.rl.schema import ParamInfo, check_fields, describe, param
-from donkeyrl.rl.wrappers import REWARD_MODES
 
 log = logging.getLogger(__name__)
 
 SIMS = ("embedded", "donkey")
-POLICY_NETS = ("compact", "nature")
-ACTION_MODES = ("auto", "continuous", "discrete")
+#: Training rewards (implemented by donkeyrl.rl.wrappers.wrap_reward). Declared here, with the
+#: other valid values of the trial schema, so that reading the schema (every CLI start) imports
+#: neither the wrappers nor what they import (gymnasium, SB3, torch).
+REWARD_MODES = ("donkey", "speed", "progress")
+POLICY_NETS = tuple(FEATURE_EXTRACTORS)
+ACTION_MODES = ("auto", *ACTION_KINDS)
 VEC_ENVS = ("dummy", "subproc")
 DEVICES = ("auto", "cpu", "cuda")
 CONFIG_NAME = "trial_config.json"
