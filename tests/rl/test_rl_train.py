@@ -139,6 +139,7 @@ def _train(argv, capsys):
     (["--agent", "ppo", "--ent-coef", "auto"], "ent_coef must be a number"),
     (["--throttle-min", "0.9", "--throttle-max", "0.5"], "throttle_min 0.9 > throttle_max 0.5"),
     (["--env", "donkey-generated-roads-v0", "--track", "oval"], "either --env or --track"),
+    (["--bogus", "1"], "unrecognized arguments: --bogus 1"),
 ])
 def test_train_cli_rejects_bad_input_in_one_line(argv, match, capsys, tmp_path):
     code, err = _train([*argv, "--save-dir", str(tmp_path / "never-created")], capsys)

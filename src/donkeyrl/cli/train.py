@@ -126,7 +126,7 @@ def register(subparsers: Any) -> None:
         "train", help="train one RL agent, save it, evaluate it and write a result file",
         description="Train a Stable-Baselines3 agent to drive from pixels, save DIR/model.zip, "
         "trial_config.json and curve.jsonl, evaluate it with the same wrappers and write the result JSON.")
-    p.error = _one_line_error(p)
+    _one_line_errors(p)
     groups: dict[str, argparse._ArgumentGroup] = {}
     for info in param_infos().values():
         if info.section not in groups:
@@ -160,12 +160,26 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _one_line_error(parser: argparse.ArgumentParser) -> Any:
-    """``parser.error`` printing one line (no usage block), exit code 2."""
+def _one_line_errors(parser: argparse.ArgumentParser) -> None:
+    """Makes every argument error of ``parser`` one line (no usage block), exit code 2.
+
+    Also refuses unknown arguments itself: otherwise the top-level parser reports them, with its
+    usage block. (Instance attributes: argparse offers no per-subparser hook for either.)
+    """
     def error(message: str) -> NoReturn:
         print(f"{parser.prog}: error: {message}", file=sys.stderr)
         sys.exit(2)
-    return error
+
+    parse_known_args = parser.parse_known_args
+
+    def strict_parse_known_args(args: Any = None, namespace: Any = None) -> tuple[argparse.Namespace, list[str]]:
+        namespace, extras = parse_known_args(args, namespace)
+        if extras:
+            error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
+
+    parser.error = error  # type: ignore[method-assign]
+    parser.parse_known_args = strict_parse_known_args  # type: ignore[method-assign,assignment]
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
