@@ -15,6 +15,16 @@ SMALL_SPACE = {"learning_rate": {"type": "float", "low": 1e-5, "high": 1e-1, "lo
                "n_steer": {"type": "int", "low": 3, "high": 9}}
 
 
+def zip_bytes(text: str) -> bytes:
+    """A small zip archive holding ``text`` (a stand-in for a saved model)."""
+    import io
+    import zipfile
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr(zipfile.ZipInfo("data", date_time=(2020, 1, 1, 0, 0, 0)), text)
+    return buf.getvalue()
+
+
 def fake_command(*extra: str) -> str:
     """--trial-command running the fake trial with ``extra`` fake-only flags."""
     return " ".join([f"{sys.executable}", str(FAKE), *extra])

@@ -33,6 +33,22 @@ def wait_for(cond, proc: subprocess.Popen, timeout: float = 60.0) -> None:
         time.sleep(0.02)
 
 
+def wait_until(cond, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.02)
+
+
+def alive(pid: int) -> bool:
+    """True if ``pid`` runs and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def pid_files(study: Path) -> list[dict]:
     out = []
     for p in (study / "running").glob("trial-*.json"):
@@ -68,8 +84,11 @@ def test_sigkill_mid_study_then_restart_records_each_trial_once(tmp_path, space_
             proc.wait()
     left = pid_files(study)
     assert left, "a trial was running when the controller died"
-    # its grandchild survives the controller (only the leader gets the parent-death signal)
-    assert any(not group_gone(info["pgid"]) for info in left)
+    # no trial process outlives the controller: each trial's leader got the parent-death signal
+    # and killed its whole group, grandchildren included, within the kill grace (0.5 s)
+    wait_until(lambda: all(group_gone(info["pgid"]) for info in left), 10.0)
+    grandchild = int((study / "models/trial-4/grandchild.pid").read_text())
+    assert not alive(grandchild)
     assert 4 not in {r.trial for r in records(study)}
 
     restart = subprocess.run(cmd, capture_output=True, text=True, timeout=120)

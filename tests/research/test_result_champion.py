@@ -11,6 +11,8 @@ from donkeyrl.research import ChampionStore, TrialRecord, fold_champion
 from donkeyrl.research.champion import beats
 from donkeyrl.research.result import objective_noise, parse_outcome
 
+from research_helpers import zip_bytes
+
 
 def write(path, obj):
     path.write_text(json.dumps(obj) if not isinstance(obj, str) else obj)
@@ -18,7 +20,7 @@ def write(path, obj):
 
 def good(tmp_path, **kw):
     model = tmp_path / "model.zip"
-    model.write_bytes(b"m")
+    model.write_bytes(zip_bytes("m"))
     base = {"params": {"learning_rate": 1e-3}, "mean_reward": 100.0, "std_reward": 10.0,
             "episode_rewards": [90.0, 100.0, 110.0, 95.0], "driving_score": 0.8,
             "completion": 1.0, "reward_hacking_flag": False, "model_path": str(model),
@@ -103,34 +105,35 @@ def test_fold_skips_failed_nan_hacked_and_ties():
 def test_champion_store_install_and_repair(tmp_path):
     (tmp_path / "models" / "trial-1").mkdir(parents=True)
     (tmp_path / "models" / "trial-2").mkdir(parents=True)
-    (tmp_path / "models/trial-1/model.zip").write_bytes(b"one")
-    (tmp_path / "models/trial-2/model.zip").write_bytes(b"two")
+    one, two = zip_bytes("one"), zip_bytes("two")
+    (tmp_path / "models/trial-1/model.zip").write_bytes(one)
+    (tmp_path / "models/trial-2/model.zip").write_bytes(two)
     r1 = TrialRecord(1, {"a": 1}, "ok", objective=1.0, model_path="models/trial-1/model.zip")
     r2 = TrialRecord(2, {"a": 2}, "ok", objective=2.0, model_path="models/trial-2/model.zip")
     store = ChampionStore(tmp_path)
     store.install(r1)
     m = store.manifest()
     assert m["trial"] == 1 and m["model_path"] == "models/champion/model.zip"
-    assert m["params"] == {"a": 1} and store.model.read_bytes() == b"one"
+    assert m["params"] == {"a": 1} and store.model.read_bytes() == one
     assert "consistent" in store.ensure(r1)
     # crash after the record of trial 2 but before its install: repaired from the fold
     assert "restored to trial 2" in store.ensure(r2)
-    assert store.manifest()["trial"] == 2 and store.model.read_bytes() == b"two"
+    assert store.manifest()["trial"] == 2 and store.model.read_bytes() == two
     # a model changed behind our back is detected by its checksum
     store.model.write_bytes(b"tampered")
-    assert "restored" in store.ensure(r2) and store.model.read_bytes() == b"two"
+    assert "restored" in store.ensure(r2) and store.model.read_bytes() == two
     assert not list(store.dir.glob(".*tmp*"))
 
 
 def test_champion_carries_the_trial_config_needed_to_rebuild_its_env(tmp_path):
     trial = tmp_path / "models" / "trial-3"
     trial.mkdir(parents=True)
-    (trial / "model.zip").write_bytes(b"three")
+    (trial / "model.zip").write_bytes(zip_bytes("three"))
     (trial / "trial_config.json").write_text('{"agent": "ppo"}')
     store = ChampionStore(tmp_path)
     store.install(TrialRecord(3, {}, "ok", objective=3.0, model_path="models/trial-3/model.zip"))
     assert (store.dir / "trial_config.json").read_text() == '{"agent": "ppo"}'
-    assert store.model.read_bytes() == b"three"
+    assert store.model.read_bytes() == zip_bytes("three")
     assert not list(store.dir.glob(".*tmp*"))
 
 

@@ -6,13 +6,14 @@ import argparse
 import json
 import signal
 from pathlib import Path
-from typing import Any
-from collections.abc import Sequence
+from typing import Any, cast
+from collections.abc import Callable, Sequence
 
 from rich.markup import escape
 
-from donkeyrl.cli.common import (CLIError, add_simulator_arguments, non_negative_float, non_negative_int,
+from donkeyrl.cli.common import (CLIError, add_simulator_arguments, non_negative_float,
                                  positive_float, positive_int, simulator_overrides)
+from donkeyrl.research.limits import MAX_TIMESTEPS, MAX_TRIALS, MAX_WORKERS, SEED_LIMIT
 
 EPILOG = """\
 trial command template (--trial-command):
@@ -31,16 +32,48 @@ Trials flagged by the trainer as reward hacking are recorded but kept out of the
 model and never become champion. A searched parameter that the trainer does not report back
 with the same value is noted in the trial's message (and logged as a warning).
 
-exit codes: 0 done (trials reached or converged), 2 bad arguments, 3 study dir locked by
-another controller, 4 study dir unwritable / disk full (records intact), 128+N stopped by
-signal N (130 Ctrl-C, 143 SIGTERM) after killing and recording the running trials.
+Before the first trial the setup is checked (unless --no-preflight): tracks, seed, the trial
+program, --git-branch, and, when the trial command's --help lists them, the search space
+against '--print-schema' and a dry run of one trial's command line with '--check' (donkeyrl
+train has both). A result's model_path must be a zip inside the trial's directory, and an
+objective outside its plausible range (driving_score 0..100, else |x| <= 1e12) is refused.
+
+A trial launched with --rerun-interrupted re-runs an interrupted trial with the same params
+and seed under a new number; its record names the original in 'rerun_of'. A trial that fails
+because the disk filled up is recorded 'interrupted' (not counted) and the study stops (exit 4).
+
+exit codes: 0 done (trials reached or converged), 2 bad arguments or a setup error found before
+the first trial (nothing created), 3 study dir locked by another controller, 4 the study cannot
+continue: study dir or journal unwritable, not a regular file, disk full, or a trial cannot be
+started (records intact; re-run to resume), 5 no success: no trial of the study succeeded, or
+the first --systematic-failures trials of this run failed with the same error, or the result
+lacks --objective, 6 all trials done but the last git publish failed (results are local and
+intact), 128+N stopped by signal N (130 Ctrl-C, 143 SIGTERM) after killing and recording the
+running trials.
 """
+
+PORT_MAX = 65535
+
+
+def _bounded_int(low: int, high: int) -> Callable[[str], int]:
+    """argparse type: an integer in [low, high]; the error names the value and the range."""
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} must be in [{low}, {high}]")
+        return value
+
+    convert.__name__ = f"integer in [{low}, {high}]"
+    return convert
 
 
 def _explore(text: str) -> float | None:
     if text == "auto":
         return None
-    return non_negative_float(text)
+    return cast(Callable[[str], float], non_negative_float)(text)
 
 
 def register(subparsers: Any) -> None:
@@ -51,16 +84,16 @@ def register(subparsers: Any) -> None:
         "publish results to git; resumes where it stopped.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     a = p.add_argument
-    a("--trials", type=positive_int, default=100,
+    a("--trials", type=_bounded_int(1, MAX_TRIALS), default=100,
       help="total finished trials wanted in the study, counting earlier runs (default 100)")
     a("--explore", type=_explore, default=2.0,
       help="UCB exploration weight kappa (mean + kappa*std), or 'auto' for the GP-UCB "
       "schedule (default 2.0)")
     a("--agent", choices=("ppo", "dqn", "sac"), default="ppo",
       help="RL algorithm; selects the default search space (default ppo)")
-    a("--min-timesteps", type=positive_int, default=5000,
+    a("--min-timesteps", type=_bounded_int(1, MAX_TIMESTEPS), default=5000,
       help="lower bound of the searched training timesteps (default 5000)")
-    a("--max-timesteps", type=positive_int, default=20000,
+    a("--max-timesteps", type=_bounded_int(1, MAX_TIMESTEPS), default=20000,
       help="upper bound of the searched training timesteps (default 20000)")
     a("--push-every", type=positive_int, default=10,
       help="commit and push results every N finished trials (needs --git-remote; default 10)")
@@ -68,8 +101,8 @@ def register(subparsers: Any) -> None:
     a("--study-dir", type=Path, default=None, help="study directory (default runs/<name>)")
     a("--track", nargs="+", default=["generated_track"], metavar="NAME",
       help="training track(s) passed to every trial (default generated_track)")
-    a("--workers", type=positive_int, default=1,
-      help="trials run in parallel on this machine (default 1)")
+    a("--workers", type=_bounded_int(1, MAX_WORKERS), default=1,
+      help=f"trials run in parallel on this machine, at most {MAX_WORKERS} (default 1)")
     a("--trial-timeout", type=positive_float, default=360.0,
       help="seconds before a trial's whole process group is killed, recorded as timeout "
       "(default 360)")
@@ -107,21 +140,39 @@ def register(subparsers: Any) -> None:
       help="evaluation episodes per trial (default 5)")
     a("--reward", choices=("donkey", "speed", "progress"), default=None,
       help="training reward passed to every trial (default: the trainer's)")
-    a("--seed", type=non_negative_int, default=0,
-      help="base seed: trial N uses seed+N; also seeds the optimizer (default 0)")
+    a("--seed", type=_bounded_int(0, SEED_LIMIT - 1), default=0,
+      help="base seed: trial N uses seed+N (< 2**32); also seeds the optimizer (default 0)")
     add_simulator_arguments(p, defaults=False, unset="the trainer's, i.e. the built-in simulator")
     a("--kill-grace", type=non_negative_float, default=3.0,
       help="seconds between SIGTERM and SIGKILL when a trial is killed (default 3)")
+    a("--tensorboard", type=Path, default=None, metavar="DIR",
+      help="TensorBoard logs: trial N gets 'donkeyrl train --tensorboard DIR/trial-N'; view with "
+      "'tensorboard --logdir DIR' (default: none)")
+    a("--rerun-interrupted", action="store_true",
+      help="first re-run every interrupted trial with its original params and seed (new trial "
+      "number; the record's rerun_of names the original), like Ray Tune's restore")
+    a("--no-preflight", action="store_true",
+      help="skip the setup checks before the first trial (see below)")
+    a("--systematic-failures", type=_bounded_int(0, MAX_TRIALS), default=3, metavar="N",
+      help="stop (exit 5) when the first N trials of a run all fail with the same error; 0 = "
+      "never (default 3)")
     p.set_defaults(func=run)
 
 
 def build_config(args: argparse.Namespace) -> Any:
     """The StudyConfig of the parsed arguments (raises CLIError on inconsistent flags)."""
     from donkeyrl.research import PublishConfig, StudyConfig
-    from donkeyrl.research.trialcmd import DEFAULT_TRIAL_COMMAND
+    from donkeyrl.research.trialcmd import DEFAULT_TRIAL_COMMAND, render_template
     if args.min_timesteps > args.max_timesteps:
         raise CLIError(f"--min-timesteps {args.min_timesteps} is larger than --max-timesteps "
                        f"{args.max_timesteps}")
+    if args.port is not None and not 1 <= args.port <= PORT_MAX:
+        raise CLIError(f"--port {args.port} must be in [1, {PORT_MAX}]")
+    if args.trial_command is not None:
+        try:
+            render_template(args.trial_command)
+        except ValueError as exc:
+            raise CLIError(f"{exc} (default: '{DEFAULT_TRIAL_COMMAND}')") from None
     name = args.name or f"research-{args.agent}"
     try:
         return StudyConfig(
@@ -131,13 +182,16 @@ def build_config(args: argparse.Namespace) -> Any:
             warm_start=tuple(args.warm_start), objective=args.objective, workers=args.workers,
             trial_timeout=args.trial_timeout, cooldown=args.cooldown,
             until_converged=args.until_converged,
-            trial_command=args.trial_command or DEFAULT_TRIAL_COMMAND,
+            trial_command=DEFAULT_TRIAL_COMMAND if args.trial_command is None
+            else args.trial_command,
             tracks=tuple(args.track), eval_episodes=args.eval_episodes, reward=args.reward,
             seed=args.seed, n_initial=args.n_initial, kill_grace=args.kill_grace,
             extra_args=_simulator_train_args(args) + tuple(args.train_arg),
             publish=PublishConfig(remote=args.git_remote, every=args.push_every,
                                   models=args.push_models, max_model_mb=args.push_max_mb,
-                                  exclude=tuple(args.push_exclude), branch=args.git_branch))
+                                  exclude=tuple(args.push_exclude), branch=args.git_branch),
+            tensorboard=args.tensorboard, rerun_interrupted=args.rerun_interrupted,
+            preflight=not args.no_preflight, systematic_failures=args.systematic_failures)
     except ValueError as exc:
         raise CLIError(str(exc)) from None
 
@@ -223,6 +277,7 @@ def _champion_metrics(champ: Any) -> str:
 def run(args: argparse.Namespace) -> int:
     from donkeyrl.bo import SearchSpaceError
     from donkeyrl.research import Controller, StudyError, StudyLockedError
+    from donkeyrl.research.preflight import PreflightError
     config = build_config(args)
     try:
         controller = Controller(config, ConsoleReporter())
@@ -233,6 +288,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     try:
         summary = controller.run()
+    except PreflightError as exc:
+        raise CLIError(str(exc)) from None
     except StudyLockedError as exc:
         raise CLIError(str(exc), exit_code=3) from None
     except StudyError as exc:
@@ -245,6 +302,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"champion: trial {champ.trial} {champ.objective_name}={champ.objective:.4g} -> "
               f"{config.study_dir / 'models' / 'champion' / 'model.zip'}")
         print(f"champion metrics: {_champion_metrics(champ)}")
+    if config.tensorboard is not None:
+        print(f"TensorBoard: tensorboard --logdir {config.tensorboard}")
+    if summary.failure:
+        print(f"study ended without success: {summary.failure}")
+    if summary.publish_error:
+        print(f"publishing to {config.publish.remote} failed: {summary.publish_error}")
     if summary.stop_reason.startswith("stopped by "):
         return 128 + int(signal.Signals[summary.stop_reason.split()[-1]])
+    if summary.failure:
+        return 5
+    if summary.publish_error:
+        return 6
     return 0

@@ -2,22 +2,55 @@
 
 Public API: ``Controller`` + ``StudyConfig`` (run a study), ``Journal`` / ``TrialRecord`` (read
 and write the results journal), ``fold_champion`` / ``ChampionStore`` (the champion),
-``default_space`` / ``load_space`` (search spaces), ``PublishConfig`` (git publishing).
-Modules: records, journal, space, trialcmd, procs, runner, result, champion, publish, lock,
-study, config, controller.
+``default_space`` / ``load_space`` (search spaces), ``PublishConfig`` (git publishing),
+``PreflightError`` (a setup error found before the first trial).
+Modules: records, journal, files, space, trialcmd, procs, leader, runner, result, champion,
+publish, lock, study, preflight, limits, config, controller.
+
+Names are imported on first use (PEP 562), so that ``import donkeyrl.research.limits`` (the CLI
+at start-up) does not pay for numpy and scipy.
 """
 
-from .champion import ChampionStore, fold_champion
-from .config import LogReporter, Progress, Reporter, StudyConfig
-from .controller import Controller, StudyError, StudySummary
-from .journal import Journal, JournalProblem, JournalRead, JournalWriteError
-from .lock import StudyLock, StudyLockedError
-from .publish import PublishConfig, Publisher
-from .records import STATUSES, TrialRecord
-from .space import AGENTS, default_space, load_space
+from __future__ import annotations
 
-__all__ = ["Controller", "StudyConfig", "StudyError", "StudySummary", "Reporter", "LogReporter",
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "Controller": "controller", "StudyError": "controller", "StudySummary": "controller",
+    "StudyConfig": "config", "Reporter": "config", "LogReporter": "config", "Progress": "config",
+    "Journal": "journal", "JournalRead": "journal", "JournalProblem": "journal",
+    "JournalWriteError": "journal", "JournalReadError": "journal",
+    "TrialRecord": "records", "STATUSES": "records",
+    "fold_champion": "champion", "ChampionStore": "champion",
+    "StudyLock": "lock", "StudyLockedError": "lock",
+    "PublishConfig": "publish", "Publisher": "publish",
+    "AGENTS": "space", "default_space": "space", "load_space": "space",
+    "PreflightError": "preflight",
+}
+
+__all__ = ["Controller", "StudyError", "StudySummary", "StudyConfig", "Reporter", "LogReporter",
            "Progress", "Journal", "JournalRead", "JournalProblem", "JournalWriteError",
-           "TrialRecord", "STATUSES", "fold_champion", "ChampionStore", "StudyLock",
-           "StudyLockedError", "PublishConfig", "Publisher", "AGENTS", "default_space",
-           "load_space"]
+           "JournalReadError", "TrialRecord", "STATUSES", "fold_champion", "ChampionStore",
+           "StudyLock", "StudyLockedError", "PublishConfig", "Publisher", "AGENTS",
+           "default_space", "load_space", "PreflightError"]
+
+if TYPE_CHECKING:
+    from .champion import ChampionStore, fold_champion
+    from .config import LogReporter, Progress, Reporter, StudyConfig
+    from .controller import Controller, StudyError, StudySummary
+    from .journal import Journal, JournalProblem, JournalRead, JournalReadError, JournalWriteError
+    from .lock import StudyLock, StudyLockedError
+    from .preflight import PreflightError
+    from .publish import PublishConfig, Publisher
+    from .records import STATUSES, TrialRecord
+    from .space import AGENTS, default_space, load_space
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

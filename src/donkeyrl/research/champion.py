@@ -1,8 +1,9 @@
 """The champion: a fold over the trial records, mirrored in ``models/champion/``.
 
 Rule: walking the journal in order, a record becomes champion when it is *usable* (status
-``ok``, finite objective, not flagged for reward hacking), names a model, and its objective is
-strictly greater than the current champion's. Ties keep the earlier champion. TC-004: objectives
+``ok``, finite and plausible objective, not flagged for reward hacking), names its model by a
+path relative to the study directory without ``..`` (records never point outside the study), and
+its objective is strictly greater than the current champion's. Ties keep the earlier champion. TC-004: objectives
 [50, 80, 60, 90, 70] make trials 1, 2 and 4 champions. Reward-hacking trials never become
 champion: a high but hacked reward is exactly the model nobody wants to demonstrate.
 
@@ -18,14 +19,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 from collections.abc import Iterable
 
+from .files import copy_atomic, write_json_atomic
 from .records import TrialRecord, now_iso
-from .runner import write_json_atomic
+from .result import check_model_path
 
 __all__ = ["beats", "fold_champion", "ChampionStore"]
 
@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 def beats(record: TrialRecord, champion: TrialRecord | None) -> bool:
     """True if ``record`` replaces ``champion`` under the rule of the module docstring."""
     if not record.usable or not record.model_path:
+        return False
+    path = PurePosixPath(record.model_path)
+    if path.is_absolute() or ".." in path.parts:
         return False
     return champion is None or record.objective > champion.objective  # type: ignore[operator]
 
@@ -58,15 +61,6 @@ def _sha256(path: Path) -> str:
 
 #: Files beside a trial's model.zip copied along with it (the trainer's env/wrapper config).
 SIDECAR_FILES = ("trial_config.json",)
-
-
-def _copy_atomic(src: Path, dst: Path) -> None:
-    """Copy ``src`` to ``dst`` via a temporary file, fsync and rename: never a half file."""
-    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
-    shutil.copyfile(src, tmp)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, dst)
 
 
 class ChampionStore:
@@ -93,13 +87,16 @@ class ChampionStore:
     def install(self, record: TrialRecord) -> dict[str, Any]:
         """Copy the record's model in atomically, then write the manifest atomically."""
         src = self._source(record)
+        refused = check_model_path(src, self.study_dir / "models")
+        if refused:
+            raise OSError(f"champion trial {record.trial}: {refused}")
         self.dir.mkdir(parents=True, exist_ok=True)
         # The files beside model.zip that rebuild its env and wrappers (``donkeyrl evaluate``
         # needs them to demonstrate the champion without retraining) come along first.
         for name in SIDECAR_FILES:
             if (src.parent / name).is_file():
-                _copy_atomic(src.parent / name, self.dir / name)
-        _copy_atomic(src, self.model)
+                copy_atomic(src.parent / name, self.dir / name)
+        copy_atomic(src, self.model)
         manifest = {
             "trial": record.trial, "timestamp": record.timestamp, "installed_at": now_iso(),
             "params": record.params, "mean_reward": record.mean_reward,
@@ -127,5 +124,9 @@ class ChampionStore:
             log.error("champion trial %d: model %s is missing, cannot restore models/champion",
                       champion.trial, champion.model_path)
             return f"champion trial {champion.trial}: model missing"
-        self.install(champion)
+        try:
+            self.install(champion)
+        except OSError as exc:  # a full disk or a refused model: the records stay the truth
+            log.error("cannot restore models/champion to trial %d: %s", champion.trial, exc)
+            return f"champion trial {champion.trial}: cannot restore models/champion ({exc})"
         return f"champion restored to trial {champion.trial}"

@@ -10,11 +10,13 @@ from collections.abc import Sequence
 
 from donkeyrl.bo import Candidate
 
+from .limits import MAX_TIMESTEPS, MAX_TRIALS, MAX_WORKERS
 from .publish import PublishConfig
 from .records import TrialRecord
-from .trialcmd import DEFAULT_TRIAL_COMMAND
+from .trialcmd import DEFAULT_TRIAL_COMMAND, render_template
 
-__all__ = ["StudyConfig", "Progress", "Reporter", "LogReporter", "OBJECTIVES"]
+__all__ = ["StudyConfig", "Progress", "Reporter", "LogReporter", "OBJECTIVES", "MAX_WORKERS",
+           "MAX_TIMESTEPS", "MAX_TRIALS"]
 
 OBJECTIVES = ("driving_score", "mean_reward")
 
@@ -72,10 +74,28 @@ class StudyConfig:
     """Working directory of trials; None = the controller's."""
     poll_interval: float = 0.05
     """Seconds between polls of running trials."""
+    tensorboard: Path | None = None
+    """TensorBoard directory: trial N gets ``--tensorboard DIR/trial-N``; None = no logging."""
+    rerun_interrupted: bool = False
+    """Re-run every interrupted trial (same params and seed, a new trial number, ``rerun_of``
+    naming the original) before new proposals."""
+    preflight: bool = True
+    """Check the setup before the first trial (research/preflight.py)."""
+    preflight_timeout: float = 120.0
+    """Seconds allowed for the dry run of one trial's command line (``--check``)."""
+    systematic_failures: int = 3
+    """Stop when the first this-many trials of a run all fail with the same error; 0 = never."""
 
     def __post_init__(self) -> None:
-        checks = [(self.trials >= 1, f"trials={self.trials} must be >= 1"),
-                  (self.workers >= 1, f"workers={self.workers} must be >= 1"),
+        checks = [(1 <= self.trials <= MAX_TRIALS, f"trials={self.trials} must be in [1, {MAX_TRIALS}]"),
+                  (1 <= self.workers <= MAX_WORKERS,
+                   f"workers={self.workers} must be in [1, {MAX_WORKERS}]"),
+                  (self.max_timesteps <= MAX_TIMESTEPS,
+                   f"max_timesteps={self.max_timesteps} must be <= {MAX_TIMESTEPS}"),
+                  (self.systematic_failures >= 0,
+                   f"systematic_failures={self.systematic_failures} must be >= 0"),
+                  (self.preflight_timeout > 0,
+                   f"preflight_timeout={self.preflight_timeout} must be > 0"),
                   (self.trial_timeout > 0, f"trial_timeout={self.trial_timeout} must be > 0"),
                   (self.cooldown >= 0, f"cooldown={self.cooldown} must be >= 0"),
                   (self.eval_episodes >= 1, f"eval_episodes={self.eval_episodes} must be >= 1"),
@@ -84,6 +104,7 @@ class StudyConfig:
         for ok, msg in checks:
             if not ok:
                 raise ValueError(msg)
+        render_template(self.trial_command)  # empty or unbalanced quotes: ValueError now
         if not self.objective or not self.objective.replace("_", "").isalnum():
             raise ValueError(f"objective={self.objective!r} must be a result-file field name "
                              f"such as {list(OBJECTIVES)}")

@@ -3,24 +3,40 @@
 One thread, one event loop. Trials are subprocesses (runner.py) polled every
 ``poll_interval`` seconds, so timeouts, parallel workers and signals need no threads:
 
-1. Start: lock the study dir, read the journal (reporting torn / corrupt lines), reap and
-   record trials a crashed controller left running (PID files), repair ``models/champion`` to
-   match the fold over the records, tell the optimizer every usable record plus warm-start
-   data. Trial numbers continue after the highest recorded one.
-2. While fewer than ``trials`` trials are finished: keep up to ``workers`` trials running.
-   Proposals come from ``Optimizer.ask_batch`` with the running trials as ``pending``, so
-   parallel proposals differ; the top-5 candidates (mean, std, UCB) are logged. After a trial
-   ends: record (append + fsync), update the champion, tell the optimizer, publish every
-   ``--push-every`` trials, wait ``cooldown`` before the next launch.
+0. Preflight (preflight.py, unless disabled): tracks, seed, trial program, git branch, the
+   search space against the trainer's schema and a dry run of one trial's command line. A
+   problem is a PreflightError before anything is created.
+1. Start: refuse study files that are not regular files (a directory or FIFO at
+   ``results.jsonl``), lock the study dir, check that the journal can be appended to, read it
+   (reporting torn / corrupt lines), reap and record trials a crashed controller left running
+   (PID files) and trial directories without a record (a torn line), repair ``models/champion``
+   to match the fold over the records, tell the optimizer every usable record plus warm-start
+   data. Trial numbers continue after the highest one ever used (never reused).
+2. While fewer than ``trials`` trials are finished: keep up to ``workers`` trials running,
+   interrupted trials first when ``rerun_interrupted`` (same params and seed). Proposals come
+   from ``Optimizer.ask_batch`` with the running trials as ``pending``, so parallel proposals
+   differ; the top-5 candidates (mean, std, UCB) are logged. After a trial ends: record
+   (append + fsync), update the champion, tell the optimizer, publish every ``--push-every``
+   trials (a failure goes to study.log and is retried), wait ``cooldown`` before the next launch.
 3. Stop on ``trials`` reached, convergence (``until_converged``), SIGINT/SIGTERM/SIGHUP (unless
-   ignored, as under nohup), or a journal
-   write failure. On every exit path running trials' process groups are killed and reaped and
+   ignored, as under nohup), a systematic failure (the first ``systematic_failures`` trials of
+   this run failed with the same error, or the trainer's result lacks the objective), or a
+   StudyError: a journal write failure, a trial that cannot be launched, a disk that filled up
+   during a trial (that trial is recorded ``interrupted``: not counted, not told to the
+   optimizer). On every exit path running trials' process groups are killed and reaped and
    recorded as ``interrupted`` (when the journal is writable), so no child is left behind.
+
+``StudySummary.failure`` says why a study ended without success (a systematic failure, or no
+trial succeeded at all) and ``publish_error`` the git error the last publish ended with; the
+CLI turns them into exit codes 5 and 6.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
+import re
+import shutil
 import signal
 import threading
 import time
@@ -28,24 +44,33 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from donkeyrl.bo import Optimizer, SearchSpace
+from donkeyrl.bo import Optimizer, SearchSpace, SearchSpaceError
 
 from .champion import ChampionStore, beats, fold_champion
 from .config import LogReporter, Progress, Reporter, StudyConfig
+from .files import read_regular
 from .journal import Journal, JournalWriteError
 from .lock import StudyLock
+from .preflight import preflight
 from .publish import Publisher
 from .records import TrialRecord
-from .result import parse_outcome, unused_params
-from .runner import Finished, TrialProcess, TrialSpec
+from .result import ParsedOutcome, clip_message, log_tail, parse_outcome, unused_params
+from .runner import Finished, TrialProcess, TrialSpec, remove_trial_tmp
 from .space import default_space, load_space
-from .study import (StudyLog, StudyPaths, ensure_writable, recover_running, tell_records,
-                    write_study_json)
+from .study import (StudyLog, StudyPaths, check_study_files, ensure_writable, recover_running,
+                    recover_unrecorded, tell_records, used_trial_numbers, write_study_json)
 from .trialcmd import build_argv
 
-__all__ = ["Controller", "StudyError", "StudySummary"]
+__all__ = ["Controller", "StudyError", "StudySummary", "LOW_DISK_BYTES"]
 
 log = logging.getLogger(__name__)
+
+LOW_DISK_BYTES = 1 << 20
+"""A failed trial with less free space than this (bytes) in the study directory is taken as a
+victim of a full disk, not of its params."""
+
+_DISK_FULL = re.compile(r"No space left on device|Disk quota exceeded|ENOSPC|EDQUOT|"
+                        r"File too large|EFBIG")
 
 
 class StudyError(RuntimeError):
@@ -64,6 +89,19 @@ class StudySummary:
     stop_reason: str
     journal_problems: int
     """Torn, corrupt or duplicate lines found in the journal at start."""
+    failure: str = ""
+    """Why the study ended without success ("" when it did not): a systematic failure, or no
+    trial of the study succeeded."""
+    publish_error: str = ""
+    """The error of the last git publish of this run when it failed ("" otherwise)."""
+
+
+def failure_signature(rec: TrialRecord) -> str:
+    """What makes two failures "the same error": the status and the message with numbers and
+    the trial's own paths blanked out."""
+    text = re.sub(r"trial-\d+", "trial-N", rec.message)
+    text = re.sub(r"[-+]?\d+(\.\d+)?(e[-+]?\d+)?", "#", text)
+    return f"{rec.run_status}: {text}"
 
 
 class Controller:
@@ -79,8 +117,8 @@ class Controller:
         self.publisher = Publisher(self.paths.root, config.publish)
         self.cwd = (config.cwd or Path.cwd()).resolve()
         if config.search_space is not None:
-            self.space: SearchSpace = load_space(config.search_space, config.min_timesteps,
-                                                 config.max_timesteps)
+            self.space: SearchSpace = _load_space_file(config.search_space, config.min_timesteps,
+                                                       config.max_timesteps)
         else:
             self.space = default_space(config.agent, config.min_timesteps, config.max_timesteps)
         self.records: list[TrialRecord] = []
@@ -88,22 +126,39 @@ class Controller:
         self.champion: TrialRecord | None = None
         self.running: dict[int, TrialProcess] = {}
         self.stop_reason = ""
+        self.failure = ""
+        self.publish_error = ""
+        self.next_trial = 1
+        self.reruns: collections.deque[TrialRecord] = collections.deque()
         self._t0 = time.monotonic()
         self._finished_this_run = 0
         self._new_records = 0
+        self._run_outcomes: list[TrialRecord] = []
+        self._disk_full = ""
 
     # --- start-up -------------------------------------------------------------------------
     def _open(self) -> tuple[StudyLock, int]:
         try:
             self.paths.create()
-            ensure_writable(self.paths.root)
+            check_study_files(self.paths)
         except OSError as exc:
             raise StudyError(f"cannot use study directory {self.paths.root}: "
                              f"{exc.strerror or exc}") from exc
         lock = StudyLock(self.paths.root)
         lock.acquire()
         try:
-            return lock, self._replay()
+            try:
+                ensure_writable(self.paths.root)
+                self.journal.check_writable()
+            except JournalWriteError as exc:
+                raise StudyError(str(exc)) from exc
+            except OSError as exc:
+                raise StudyError(f"cannot use study directory {self.paths.root}: "
+                                 f"{exc.strerror or exc}") from exc
+            try:
+                return lock, self._replay()
+            except OSError as exc:  # JournalReadError, a full disk while writing study.json
+                raise StudyError(f"cannot resume the study in {self.paths.root}: {exc}") from exc
         except BaseException:
             lock.release()
             raise
@@ -124,6 +179,13 @@ class Controller:
             self._append(rec)
             self._note(f"trial {rec.trial} was running when the previous controller stopped: "
                        f"recorded as {rec.run_status}")
+        for rec in recover_unrecorded(self.paths, known, objective=self.cfg.objective,
+                                      cwd=self.cwd):
+            rec.champion = beats(rec, fold_champion(self.records))
+            self._append(rec)
+            self._note(f"trial {rec.trial} had no record in the journal: recovered from its "
+                       f"directory as {rec.run_status}")
+        self.next_trial = used_trial_numbers(self.paths, self.records) + 1
         self.champion = fold_champion(self.records)
         self._note(self.store.ensure(self.champion))
         info = {"agent": self.cfg.agent, "objective": self.cfg.objective,
@@ -133,15 +195,37 @@ class Controller:
         for w in warnings:
             self._note(f"warning: {w}")
         self.warm_start = [Path(f) for f in files]
+        if self.cfg.rerun_interrupted:
+            self.reruns = collections.deque(self._interrupted_to_rerun())
+            if self.reruns:
+                self._note(f"--rerun-interrupted: re-running trials "
+                           f"{[r.trial for r in self.reruns]} with their params and seeds")
+        if self.cfg.tensorboard is not None:
+            self._note(f"TensorBoard logs in {self.cfg.tensorboard}/trial-N; view them with: "
+                       f"tensorboard --logdir {self.cfg.tensorboard}")
         return len(read.problems)
 
-    def _make_optimizer(self, next_trial: int) -> Optimizer:
+    def _interrupted_to_rerun(self) -> list[TrialRecord]:
+        """The first record of every interrupted trial that has no finished re-run yet."""
+        done: set[int] = set()
+        first: dict[int, TrialRecord] = {}
+        for r in self.records:
+            origin = r.rerun_of if r.rerun_of is not None else r.trial
+            if r.run_status != "interrupted":
+                done.add(origin)
+            elif origin not in first:
+                first[origin] = r
+        return [r for origin, r in first.items() if origin not in done and r.params]
+
+    def _make_optimizer(self) -> Optimizer:
         opt = Optimizer(self.space, kappa=self.cfg.explore, n_initial=self.cfg.n_initial,
-                        seed=self.cfg.seed + next_trial)
+                        seed=self.cfg.seed + self.next_trial)
         for path in self.warm_start:
-            if not Path(path).is_file():
-                raise StudyError(f"--warm-start file {path} does not exist")
-            read = Journal(path).read()
+            try:
+                read = Journal(path).read()
+            except OSError as exc:  # a remembered file deleted since, a FIFO, ...
+                self._note(f"warm start {path}: cannot be read ({exc}); skipped")
+                continue
             told, skipped = tell_records(opt, read.records, self.cfg.objective, f"warm start {path}")
             self._note(f"warm start {path}: {told} records used, {skipped} skipped, "
                        f"{len(read.problems)} bad lines")
@@ -172,39 +256,80 @@ class Controller:
         self._new_records += 1
 
     # --- trials -----------------------------------------------------------------------------
-    def _launch(self, trial: int, params: dict[str, Any]) -> None:
+    def _launch(self, trial: int, params: dict[str, Any], rerun: TrialRecord | None = None) -> None:
         seed = self.cfg.seed + trial
+        rerun_of = None
+        if rerun is not None:
+            rerun_of = rerun.rerun_of if rerun.rerun_of is not None else rerun.trial
+            seed = rerun.seed if rerun.seed is not None else self.cfg.seed + rerun_of
+        save_dir = self.paths.trial_dir(trial).resolve()
+        tb = (self.cfg.tensorboard / f"trial-{trial}").resolve() if self.cfg.tensorboard else None
         spec = TrialSpec(
             trial=trial, params=params,
             argv=build_argv(self.cfg.trial_command, params=params, agent=self.cfg.agent,
                             tracks=self.cfg.tracks, eval_episodes=self.cfg.eval_episodes,
-                            seed=seed, save_dir=self.paths.trial_dir(trial).resolve(),
+                            seed=seed, save_dir=save_dir,
                             result_file=self.paths.result_file(trial).resolve(),
                             reward=self.cfg.reward, trial=trial,
-                            study_dir=self.paths.root.resolve(), extra_args=self.cfg.extra_args),
+                            study_dir=self.paths.root.resolve(), extra_args=self.cfg.extra_args,
+                            tensorboard=tb),
             result_file=self.paths.result_file(trial).resolve(),
             log_file=self.paths.trial_log(trial).resolve(),
-            model_dir=self.paths.trial_dir(trial).resolve(), seed=seed,
-            timeout=self.cfg.trial_timeout, cwd=self.cwd)
+            model_dir=save_dir, seed=seed, timeout=self.cfg.trial_timeout, cwd=self.cwd,
+            rerun_of=rerun_of)
         try:
             self.running[trial] = TrialProcess(spec, self.paths.running,
                                                kill_grace=self.cfg.kill_grace)
         except OSError as exc:
-            self._record(spec, Finished(None, 0.0, "crashed", f"cannot start the trial: {exc}"))
-            return
+            # Not the params' fault (a full disk, a vanished program): nothing is recorded,
+            # counted or told to the optimizer, and the study stops until the cause is fixed.
+            raise StudyError(
+                f"cannot start trial {trial}: {exc.strerror or exc}"
+                f"{' (' + exc.filename + ')' if getattr(exc, 'filename', None) else ''}; "
+                "nothing was recorded for it. Free space or fix the cause and re-run the same "
+                "command to resume") from exc
         self.reporter.started(trial, params, self._progress())
 
+    def _parse(self, spec: TrialSpec, fin: Finished) -> ParsedOutcome:
+        try:
+            return parse_outcome(spec.result_file, fin.exit_code, objective=self.cfg.objective,
+                                 cwd=self.cwd, log_file=spec.log_file, killed=fin.killed,
+                                 kill_message=fin.kill_message, trial_dir=spec.model_dir)
+        except Exception as exc:  # a result no rule foresaw must not stop the study
+            log.exception("trial %d: cannot classify the result", spec.trial)
+            return ParsedOutcome("bad_result", clip_message(f"cannot read the result: {exc!r}"))
+
+    def _victim_of_full_disk(self, spec: TrialSpec, parsed: ParsedOutcome) -> str:
+        """Why a failed trial looks like it ran out of disk space, or ""."""
+        if parsed.run_status in ("ok", "interrupted", "timeout"):
+            return ""
+        text = f"{parsed.message} {log_tail(spec.log_file, n=20, limit=4000)}"
+        match = _DISK_FULL.search(text)
+        if match:
+            return f"the trial failed with '{match.group(0)}'"
+        try:
+            free = shutil.disk_usage(self.paths.root).free
+        except OSError:
+            return ""
+        if free < LOW_DISK_BYTES:
+            return f"the study's disk has only {free} bytes free"
+        return ""
+
     def _record(self, spec: TrialSpec, fin: Finished, opt: Optimizer | None = None) -> TrialRecord:
-        parsed = parse_outcome(spec.result_file, fin.exit_code, objective=self.cfg.objective,
-                               cwd=self.cwd, log_file=spec.log_file, killed=fin.killed,
-                               kill_message=fin.kill_message)
+        parsed = self._parse(spec, fin)
+        disk = self._victim_of_full_disk(spec, parsed)
+        if disk:
+            parsed = ParsedOutcome("interrupted", clip_message(
+                f"disk full: {disk}; not counted (free space, then --rerun-interrupted re-runs "
+                f"it); was {parsed.run_status}: {parsed.message}"))
+            self._disk_full = disk
         if parsed.used_params:
             unused = unused_params(spec.params, parsed.used_params)
             if unused:
                 log.warning("trial %d: searched parameters did not reach the trainer: %s",
                             spec.trial, "; ".join(unused))
-                parsed.message = "; ".join(filter(None, [
-                    parsed.message, "searched parameters not applied: " + "; ".join(unused)]))
+                parsed.message = clip_message("; ".join(filter(None, [
+                    parsed.message, "searched parameters not applied: " + "; ".join(unused)])))
         rec = TrialRecord(
             trial=spec.trial, params=spec.params, run_status=parsed.run_status,
             message=parsed.message, objective_name=self.cfg.objective,
@@ -214,11 +339,13 @@ class Controller:
             used_params=parsed.used_params, noise=parsed.noise,
             reward_hacking=parsed.reward_hacking, model_path=self.paths.rel(parsed.model_path),
             elapsed_sec=round(fin.elapsed_sec, 3), seed=spec.seed,
-            log_path=self.paths.rel(spec.log_file), exit_code=fin.exit_code)
+            log_path=self.paths.rel(spec.log_file), exit_code=fin.exit_code,
+            rerun_of=spec.rerun_of)
         rec.champion = beats(rec, self.champion)
         self._append(rec)
         if spec.trial in self.running:
             self.running.pop(spec.trial).remove_pid_file()
+        remove_trial_tmp(spec.model_dir)
         if rec.champion:
             self.champion = rec
             try:
@@ -229,8 +356,26 @@ class Controller:
             tell_records(opt, [rec], self.cfg.objective, "trial")
         if rec.run_status != "interrupted":
             self._finished_this_run += 1
+            self._run_outcomes.append(rec)
+        if parsed.missing_objective is not None and not any(
+                r.value_of(self.cfg.objective) is not None for r in self.records):
+            self.failure = (f"the trainer's result has no {self.cfg.objective!r}; choose "
+                            f"--objective among its numeric fields: "
+                            f"{', '.join(parsed.missing_objective) or '(none)'}")
         self._log_record(rec)
         return rec
+
+    def _check_systematic(self) -> None:
+        """Set ``failure`` when the first N trials of this run failed the same way."""
+        n = self.cfg.systematic_failures
+        if self.failure or n <= 0 or len(self._run_outcomes) != n:
+            return
+        first = self._run_outcomes[:n]
+        signatures = {failure_signature(r) for r in first}
+        if all(r.run_status != "ok" for r in first) and len(signatures) == 1:
+            self.failure = (f"systematic failure: the first {n} trials of this run all failed "
+                            f"the same way ({first[-1].run_status}: {first[-1].message}); fix "
+                            "the setup and re-run")
 
     def _log_record(self, rec: TrialRecord) -> None:
         champ = self.champion
@@ -239,6 +384,7 @@ class Controller:
         value = "-" if rec.objective is None else f"{rec.objective:.4g}"
         flags = " NEW CHAMPION" if rec.champion else ""
         flags += " REWARD-HACKING-FLAG" if rec.reward_hacking else ""
+        flags += f" (re-run of trial {rec.rerun_of})" if rec.rerun_of is not None else ""
         msg = f" ({rec.message})" if rec.message else ""
         self.study_log.line(
             f"trial {rec.trial} {rec.run_status} {rec.objective_name}={value} "
@@ -263,13 +409,27 @@ class Controller:
                                               f"ucb={c.ucb:.4g}" for c in cands))
         return proposals
 
+    def _publish(self, final: bool = False) -> None:
+        ok = (self.publisher.publish(self._commit_message()) if final
+              else self.publisher.maybe_publish(self.completed, self._commit_message()))
+        if ok is False:
+            self._note(f"publishing to {self.cfg.publish.remote} failed"
+                       f"{'' if final else ' (retried after the next trial)'}: "
+                       f"{clip_message(self.publisher.last_error)}")
+        if final:
+            self.publish_error = self.publisher.last_error if ok is False else ""
+
     # --- the loop ---------------------------------------------------------------------------
     def _on_signal(self, signum: int, _frame: Any) -> None:
         self.stop_reason = f"stopped by {signal.Signals(signum).name}"
 
     def run(self) -> StudySummary:
-        """Run the study until it stops; raises StudyError / StudyLockedError on setup errors."""
+        """Run the study until it stops; raises PreflightError, StudyError or StudyLockedError
+        on setup errors (nothing created or changed for a PreflightError)."""
+        notes = preflight(self.cfg, self.space, self.cwd) if self.cfg.preflight else []
         lock, problems = self._open()
+        for n in notes:
+            self._note(n)
         handlers: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -280,15 +440,28 @@ class Controller:
             self._loop()
         finally:
             self._shutdown()
-            for sig, h in handlers.items():
-                signal.signal(sig, h)
+            for signum, h in handlers.items():
+                signal.signal(signum, h)
             lock.release()
+        if not self.failure and not self.stop_reason.startswith("stopped by ") \
+                and self.completed and not any(r.run_status == "ok" for r in self.records):
+            self.failure = self._nothing_succeeded()
+        if self.failure:
+            self.study_log.line(f"study ended without success: {self.failure}")
         return StudySummary(self.completed, self._new_records, self.champion,
-                            self.stop_reason, problems)
+                            self.stop_reason, problems, self.failure, self.publish_error)
+
+    def _nothing_succeeded(self) -> str:
+        finished = [r for r in self.records if r.run_status != "interrupted"]
+        counts = collections.Counter(r.run_status for r in finished)
+        common = collections.Counter(failure_signature(r) for r in finished).most_common(1)
+        example = next((r for r in reversed(finished) if failure_signature(r) == common[0][0]),
+                       finished[-1])
+        return (f"no trial succeeded ({', '.join(f'{n} {s}' for s, n in counts.most_common())}); "
+                f"most common error: {example.run_status}: {example.message}")
 
     def _loop(self) -> None:
-        next_trial = max((r.trial for r in self.records), default=0) + 1
-        opt = self._make_optimizer(next_trial)
+        opt = self._make_optimizer()
         not_before = 0.0
         converged = False
         self._note(f"study {self.paths.root}: {self.completed}/{self.cfg.trials} trials done, "
@@ -298,16 +471,29 @@ class Controller:
             free = self.cfg.workers - len(self.running)
             if not converged and remaining > 0 and free > 0 and time.monotonic() >= not_before:
                 n = min(free, remaining)
-                for i, params in enumerate(self._propose(opt, n, next_trial)):
-                    self._launch(next_trial + i, params)
-                next_trial += n
+                reruns = [self.reruns.popleft() for _ in range(min(n, len(self.reruns)))]
+                for rec in reruns:
+                    self._launch(self.next_trial, dict(rec.params), rerun=rec)
+                    self.next_trial += 1
+                if n > len(reruns):
+                    for params in self._propose(opt, n - len(reruns), self.next_trial):
+                        self._launch(self.next_trial, params)
+                        self.next_trial += 1
             for tp in list(self.running.values()):
                 fin = tp.poll()
                 if fin is None:
                     continue
                 self._record(tp.spec, fin, opt)
+                if self._disk_full:
+                    raise StudyError(f"the disk of {self.paths.root} is full ({self._disk_full}); "
+                                     f"trial {tp.spec.trial} was recorded as interrupted. Free "
+                                     "space and re-run the same command to resume")
                 not_before = time.monotonic() + self.cfg.cooldown
-                self.publisher.maybe_publish(self.completed, self._commit_message())
+                self._publish()
+                self._check_systematic()
+                if self.failure:
+                    self.stop_reason = "systematic failure"
+                    return
                 if self.cfg.until_converged and not converged:
                     conv = opt.converged()
                     if conv.converged:
@@ -336,7 +522,22 @@ class Controller:
             except Exception as exc:
                 log.error("trial %d not recorded: %s", tp.spec.trial, exc)
                 self.running.pop(tp.spec.trial, None)
-        if self._new_records and self.publisher.enabled:
-            self.publisher.publish(self._commit_message())
+        if self.publisher.enabled and (self._new_records or self.publisher.retry):
+            self._publish(final=True)
         self._note(f"controller stopped: {reason}; {self.completed}/{self.cfg.trials} trials, "
                    f"{self._commit_message()}")
+
+
+def _load_space_file(path: Path, min_timesteps: int, max_timesteps: int) -> SearchSpace:
+    """``load_space`` with the file checked first: a regular, UTF-8 file (errors name it)."""
+    try:
+        read_regular(Path(path), 16 << 20).decode("utf-8")
+    except FileNotFoundError:
+        pass  # load_space names the file and the error
+    except UnicodeDecodeError as exc:
+        raise SearchSpaceError(f"search space file {path} is not UTF-8 text ({exc.reason} at "
+                               f"byte {exc.start})") from None
+    except OSError as exc:
+        raise SearchSpaceError(f"cannot read search space file {path}: "
+                               f"{exc.strerror or exc}") from None
+    return load_space(path, min_timesteps, max_timesteps)

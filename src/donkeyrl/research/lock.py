@@ -39,7 +39,7 @@ class StudyLock:
     def _holder(self) -> dict[str, Any]:
         try:
             data = json.loads(self.path.read_text() or "{}")
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             return {}
         return data if isinstance(data, dict) else {}
 

@@ -14,8 +14,8 @@ import signal
 import time
 from pathlib import Path
 
-__all__ = ["start_time", "cmdline", "pid_alive", "same_process", "group_members",
-           "group_alive", "kill_group"]
+__all__ = ["start_time", "cmdline", "environ_value", "pid_alive", "same_process",
+           "group_members", "group_alive", "kill_group", "kill_pids"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,20 @@ def cmdline(pid: int) -> list[str] | None:
     except OSError:
         return None
     return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+
+
+def environ_value(pid: int, key: str) -> str | None:
+    """The value of ``key`` in the environment ``pid`` was started with, or None (unknown,
+    unset, or not readable)."""
+    try:
+        raw = (_PROC / str(pid) / "environ").read_bytes()
+    except OSError:
+        return None
+    prefix = key.encode() + b"="
+    for item in raw.split(b"\0"):
+        if item.startswith(prefix):
+            return item[len(prefix):].decode(errors="replace")
+    return None
 
 
 def pid_alive(pid: int) -> bool:
@@ -126,3 +140,20 @@ def kill_group(pgid: int, grace: float = 3.0, *, poll: float = 0.02) -> bool:
             return True
         time.sleep(poll)
     return False
+
+
+def kill_pids(pids: list[int], grace: float = 3.0, *, poll: float = 0.02) -> bool:
+    """SIGTERM each of ``pids`` (one by one, never a whole group), wait up to ``grace`` seconds,
+    then SIGKILL the survivors. Returns True when all are gone."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not any(pid_alive(p) for p in pids):
+                return True
+            time.sleep(poll)
+    return not any(pid_alive(p) for p in pids)

@@ -20,6 +20,18 @@ Schema (every key is always present; values may be null):
 - ``elapsed_sec`` (float): wall time of the trial process.
 - ``seed`` (int), ``log_path`` (str): seed given to the trainer, the trial's log file.
 - ``exit_code`` (int | null): the trial process's exit code (negative: killed by a signal).
+- ``rerun_of`` (int | null): for a re-run of an interrupted trial (``--rerun-interrupted``), the
+  number of the trial first run with these params and seed; null otherwise.
+
+Reading is strict about types (``from_json``): a line whose fields have the wrong JSON type
+(``"metrics": [1, 2]``, ``"episode_rewards": 5``, ``"model_path": 123``), that nests deeper than
+``files.MAX_JSON_DEPTH`` or holds a number no float can represent is not a record; the journal
+reports and skips it.
+
+Plausibility: an objective outside ``OBJECTIVE_RANGES`` (``driving_score`` is 0..100 by its
+definition in ``donkeyrl.rl.metrics``) or beyond ``MAX_ABS_OBJECTIVE`` for any other objective is
+not *usable*: it never feeds the surrogate model and never becomes champion. A value of 1e308
+is a broken trainer, not a great agent.
 """
 
 from __future__ import annotations
@@ -31,7 +43,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from collections.abc import Mapping
 
-__all__ = ["TrialRecord", "STATUSES", "FAILED", "now_iso", "RecordError"]
+from .files import MAX_JSON_DEPTH, json_depth
+
+__all__ = ["TrialRecord", "STATUSES", "FAILED", "now_iso", "RecordError", "OBJECTIVE_RANGES",
+           "MAX_ABS_OBJECTIVE", "implausible"]
 
 STATUSES = {
     "ok": "trial trained and evaluated; objective is usable",
@@ -71,11 +86,67 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
+OBJECTIVE_RANGES: dict[str, tuple[float, float]] = {"driving_score": (0.0, 100.0)}
+"""Plausible [low, high] of objectives whose range is known by definition."""
+
+MAX_ABS_OBJECTIVE = 1e12
+"""Largest plausible |objective| of any other objective (rewards are sums over bounded steps)."""
+
+
+def implausible(name: str, value: float) -> str:
+    """Why ``value`` cannot be a real ``name`` objective, or "" when it is plausible."""
+    low, high = OBJECTIVE_RANGES.get(name, (-MAX_ABS_OBJECTIVE, MAX_ABS_OBJECTIVE))
+    if not low <= value <= high:
+        return f"{name}={value!r} is outside its plausible range [{low:g}, {high:g}]"
+    return ""
+
+
 def _opt_float(value: Any) -> float | None:
-    """A finite float, NaN for non-finite numbers, None for anything else."""
+    """A float (NaN/inf kept) for a JSON number, None for anything else or a number too large
+    for a float."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        return None
+
+
+def _number(obj: Mapping[str, Any], key: str, *alias: str) -> float | None:
+    """Optional numeric field (JSON number or null); RecordError for any other type."""
+    for k in (key, *alias):
+        if k in obj:
+            value = obj[k]
+            break
+    else:
+        return None
+    if value is None:
+        return None
+    out = _opt_float(value)
+    if out is None:
+        raise RecordError(f"{key!r} must be a number or null, got {_short(value)}")
+    return out
+
+
+def _typed(obj: Mapping[str, Any], key: str, types: tuple[type, ...], what: str,
+           default: Any = None, *alias: str) -> Any:
+    """Optional field of JSON type ``types`` (or null -> default); RecordError otherwise."""
+    for k in (key, *alias):
+        if k in obj:
+            value = obj[k]
+            break
+    else:
+        return default
+    if value is None:
+        return default
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+        raise RecordError(f"{key!r} must be {what} or null, got {_short(value)}")
+    return value
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass
@@ -102,13 +173,15 @@ class TrialRecord:
     seed: int | None = None
     log_path: str | None = None
     exit_code: int | None = None
+    rerun_of: int | None = None
     timestamp: str = field(default_factory=now_iso)
 
     @property
     def usable(self) -> bool:
         """True when the objective may feed the surrogate model and the champion fold."""
         return (self.run_status == "ok" and self.objective is not None
-                and math.isfinite(self.objective) and not self.reward_hacking)
+                and math.isfinite(self.objective) and not self.reward_hacking
+                and not implausible(self.objective_name, self.objective))
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object written to the journal; NaN/inf anywhere are written as null."""
@@ -125,38 +198,45 @@ class TrialRecord:
         """
         if not isinstance(obj, Mapping):
             raise RecordError(f"expected a JSON object, got {type(obj).__name__}")
+        if json_depth(obj) > MAX_JSON_DEPTH:
+            raise RecordError(f"nested deeper than {MAX_JSON_DEPTH} levels")
         trial = obj.get("trial", obj.get("trial_id"))
         if isinstance(trial, bool) or not isinstance(trial, int) or trial < 0:
-            raise RecordError(f"'trial' must be an integer >= 0, got {trial!r}")
+            raise RecordError(f"'trial' must be an integer >= 0, got {_short(trial)}")
         params = obj.get("params")
         if not isinstance(params, Mapping):
-            raise RecordError(f"'params' must be an object, got {params!r}")
+            raise RecordError(f"'params' must be an object, got {_short(params)}")
         status = obj.get("run_status", "ok")
         if not isinstance(status, str) or not status:
-            raise RecordError(f"'run_status' must be a non-empty string, got {status!r}")
-        rewards = obj.get("episode_rewards") or []
+            raise RecordError(f"'run_status' must be a non-empty string, got {_short(status)}")
+        rewards = _typed(obj, "episode_rewards", (list,), "a list of numbers", [])
+        if any(r is not None and _opt_float(r) is None for r in rewards):
+            raise RecordError(f"'episode_rewards' must hold numbers, got {_short(rewards)}")
+        elapsed = _number(obj, "elapsed_sec")
         return cls(
             trial=trial,
             params=dict(params),
             run_status=status,
-            message=str(obj.get("message") or ""),
-            objective_name=str(obj.get("objective_name") or "mean_reward"),
-            objective=_opt_float(obj.get("objective", obj.get("mean_reward"))),
-            mean_reward=_opt_float(obj.get("mean_reward")),
-            std_reward=_opt_float(obj.get("std_reward")),
-            episode_rewards=[float(r) for r in rewards if _opt_float(r) is not None],
-            driving_score=_opt_float(obj.get("driving_score")),
-            metrics=dict(obj.get("metrics") or {}),
-            used_params=dict(obj.get("used_params") or {}),
-            noise=_opt_float(obj.get("noise")),
-            reward_hacking=bool(obj.get("reward_hacking", obj.get("reward_hacking_flag", False))),
-            model_path=obj.get("model_path"),
-            champion=bool(obj.get("champion", obj.get("champion_flag", False))),
-            elapsed_sec=_opt_float(obj.get("elapsed_sec")) or 0.0,
-            seed=obj.get("seed"),
-            log_path=obj.get("log_path"),
-            exit_code=obj.get("exit_code"),
-            timestamp=str(obj.get("timestamp") or ""),
+            message=_typed(obj, "message", (str,), "a string", ""),
+            objective_name=_typed(obj, "objective_name", (str,), "a string", "") or "mean_reward",
+            objective=_number(obj, "objective", "mean_reward"),
+            mean_reward=_number(obj, "mean_reward"),
+            std_reward=_number(obj, "std_reward"),
+            episode_rewards=[float(r) for r in rewards if r is not None],
+            driving_score=_number(obj, "driving_score"),
+            metrics=dict(_typed(obj, "metrics", (dict,), "an object", {})),
+            used_params=dict(_typed(obj, "used_params", (dict,), "an object", {})),
+            noise=_number(obj, "noise"),
+            reward_hacking=_typed(obj, "reward_hacking", (bool,), "true or false", False,
+                                  "reward_hacking_flag"),
+            model_path=_typed(obj, "model_path", (str,), "a string"),
+            champion=_typed(obj, "champion", (bool,), "true or false", False, "champion_flag"),
+            elapsed_sec=elapsed if elapsed is not None and math.isfinite(elapsed) else 0.0,
+            seed=_typed(obj, "seed", (int,), "an integer"),
+            log_path=_typed(obj, "log_path", (str,), "a string"),
+            exit_code=_typed(obj, "exit_code", (int,), "an integer"),
+            rerun_of=_typed(obj, "rerun_of", (int,), "an integer"),
+            timestamp=_typed(obj, "timestamp", (str,), "a string", ""),
         )
 
     def value_of(self, objective: str) -> float | None:

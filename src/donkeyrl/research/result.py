@@ -6,7 +6,15 @@ order of precedence: ``timeout`` / ``interrupted`` (the controller killed it), n
 (``crashed`` if the exit code is non-zero, else ``no_result``), an unreadable or non-object file
 (``bad_result``), a failure reported by the trainer (its own ``run_status``, e.g. ``diverged``,
 ``sim_disconnected``, ``error``), a non-zero exit after an ok result (``crashed``, metrics kept),
-a missing objective or model (``bad_result``), a NaN/inf objective (``nan``).
+a missing objective or model (``bad_result``), a NaN/inf objective (``nan``), an implausible
+objective (``bad_result``, see ``records.implausible``).
+
+A result file is untrusted input: it is read only if it is a regular file of at most
+``MAX_RESULT_BYTES``, must be UTF-8 JSON nested at most ``files.MAX_JSON_DEPTH`` levels, and its
+``model_path`` must name a zip archive inside the trial's own directory (``--save-dir``; symlinks
+resolved), so that no result can make ``/etc/hostname`` or another trial's model the champion
+that publishing would commit. Trainer messages are cut to one line of ``MAX_MESSAGE`` characters
+(a diverged optimizer once put a 514-line tensor dump into a record).
 
 Noise given to the GP (standard error of the objective over the evaluation episodes, n of them):
 ``<objective>_std / sqrt(n)`` if the result file has that field; for ``mean_reward``
@@ -25,11 +33,22 @@ import json
 import math
 import os
 import signal
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ParsedOutcome", "parse_outcome", "objective_noise", "log_tail", "unused_params"]
+from .files import MAX_JSON_DEPTH, json_depth, read_regular
+from .records import implausible
+
+__all__ = ["ParsedOutcome", "parse_outcome", "objective_noise", "log_tail", "unused_params",
+           "MAX_RESULT_BYTES", "MAX_MESSAGE", "clip_message", "check_model_path"]
+
+MAX_RESULT_BYTES = 32 << 20
+"""Largest result file read (results are kilobytes; per-episode data included)."""
+
+MAX_MESSAGE = 500
+"""Characters of a trainer's message kept in the record."""
 
 _TOP_LEVEL = {"params", "mean_reward", "std_reward", "episode_rewards", "driving_score",
               "model_path", "elapsed_sec", "seed", "run_status", "message"}
@@ -51,12 +70,23 @@ class ParsedOutcome:
     used_params: dict[str, Any] = field(default_factory=dict)
     reward_hacking: bool = False
     model_path: Path | None = None
+    missing_objective: list[str] | None = None
+    """When an otherwise ok result lacks the objective: the numeric fields it does have."""
 
 
 def _num(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond any float
+        return None
+
+
+def clip_message(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text`` on one line, whitespace collapsed, at most ``limit`` characters."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[:limit - 3] + "..."
 
 
 def log_tail(path: Path, n: int = 3, limit: int = 300) -> str:
@@ -86,11 +116,15 @@ def _exit_text(code: int | None) -> str:
 def objective_noise(result: dict[str, Any], objective: str, value: float) -> float | None:
     """Standard error of ``value`` (see the module docstring), or None if unknown."""
     rewards = result.get("episode_rewards")
-    n = len(rewards) if isinstance(rewards, list) and rewards else None
-    if n is None:
-        params = result.get("params") if isinstance(result.get("params"), dict) else {}
-        n = params.get("eval_episodes") if isinstance(params.get("eval_episodes"), int) else 1
-    if int(n) < 2:  # the spread of a single episode is unknown, not zero
+    params = result.get("params")
+    episodes = params.get("eval_episodes") if isinstance(params, dict) else None
+    if isinstance(rewards, list) and rewards:
+        n = len(rewards)
+    elif isinstance(episodes, int) and not isinstance(episodes, bool):
+        n = episodes
+    else:
+        n = 1
+    if n < 2:  # the spread of a single episode is unknown, not zero
         return None
     std = _num(result.get(f"{objective}_std"))
     if std is None:
@@ -108,17 +142,23 @@ def objective_noise(result: dict[str, Any], objective: str, value: float) -> flo
 
 def _load(result_file: Path) -> tuple[dict[str, Any] | None, str]:
     try:
-        text = result_file.read_text(encoding="utf-8")
+        raw = read_regular(result_file, MAX_RESULT_BYTES)
     except FileNotFoundError:
         return None, "missing"
     except OSError as exc:
-        return None, f"cannot read result file {result_file}: {exc.strerror}"
+        return None, f"cannot read result file {result_file}: {exc.strerror or exc}"
     try:
-        data = json.loads(text)
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return None, f"result file {result_file} is not UTF-8 text: {exc.reason} at byte {exc.start}"
+    except RecursionError:
+        return None, f"result file {result_file} is nested too deeply"
     except ValueError as exc:
         return None, f"result file {result_file} is not valid JSON: {exc}"
     if not isinstance(data, dict):
         return None, f"result file {result_file} holds a {type(data).__name__}, not an object"
+    if json_depth(data) > MAX_JSON_DEPTH:
+        return None, f"result file {result_file} nests deeper than {MAX_JSON_DEPTH} levels"
     return data, ""
 
 
@@ -139,12 +179,35 @@ def _fill(out: ParsedOutcome, data: dict[str, Any], objective: str, cwd: Path) -
     out.objective = _num(data.get(objective))
 
 
+def check_model_path(model: Path | None, trial_dir: Path | None) -> str:
+    """Why ``model`` cannot be the trial's model, or "" when it can (see the module docstring)."""
+    if model is None:
+        return "the result file names no model_path"
+    try:
+        real = model.resolve()
+    except (OSError, RuntimeError) as exc:  # symlink loop
+        return f"model_path {model} cannot be resolved: {exc}"
+    if trial_dir is not None:
+        home = trial_dir.resolve()
+        if real != home and home not in real.parents:
+            return f"model_path {model} is outside the trial directory {home}: refused"
+    if not real.is_file():
+        return f"model file {model} named by the result file does not exist"
+    try:
+        if not zipfile.is_zipfile(real):
+            return f"model file {model} is not a zip archive (a saved model is one): refused"
+    except OSError as exc:
+        return f"model file {model} cannot be read: {exc.strerror or exc}"
+    return ""
+
+
 def parse_outcome(result_file: Path, exit_code: int | None, *, objective: str,
                   cwd: Path, log_file: Path | None = None, killed: str | None = None,
-                  kill_message: str = "") -> ParsedOutcome:
+                  kill_message: str = "", trial_dir: Path | None = None) -> ParsedOutcome:
     """Classify a finished trial (see the module docstring for the precedence of statuses).
 
-    ``killed`` is ``"timeout"`` or ``"interrupted"`` when the controller killed the trial.
+    ``killed`` is ``"timeout"`` or ``"interrupted"`` when the controller killed it.
+    ``trial_dir`` is the trial's ``--save-dir``: the model must lie inside it.
     """
     if killed:
         return ParsedOutcome(killed, kill_message)
@@ -154,13 +217,18 @@ def parse_outcome(result_file: Path, exit_code: int | None, *, objective: str,
         if err == "missing":
             status = "crashed" if exit_code else "no_result"
             msg = f"{_exit_text(exit_code)} without writing {result_file}"
-            return ParsedOutcome(status, f"{msg}; log: {tail}" if tail else msg)
-        return ParsedOutcome("bad_result", f"{err} ({_exit_text(exit_code)})")
+            return ParsedOutcome(status, clip_message(f"{msg}; log: {tail}" if tail else msg))
+        return ParsedOutcome("bad_result", clip_message(f"{err} ({_exit_text(exit_code)})"))
     out = ParsedOutcome("ok")
     _fill(out, data, objective, cwd)
     reported = data.get("run_status", "ok")
+    bad_model = ""
+    if reported == "ok" and not exit_code and out.objective is not None \
+            and math.isfinite(out.objective):
+        bad_model = check_model_path(out.model_path, trial_dir)
     if reported != "ok":
-        out.run_status = str(reported) if isinstance(reported, str) and reported else "error"
+        out.run_status = clip_message(reported, 40) if isinstance(reported, str) and reported \
+            else "error"
         out.message = str(data.get("message") or f"trainer reported {reported!r}")
     elif exit_code:
         out.run_status = "crashed"
@@ -168,14 +236,20 @@ def parse_outcome(result_file: Path, exit_code: int | None, *, objective: str,
     elif out.objective is None:
         out.run_status = "bad_result"
         out.message = f"result file {result_file} has no numeric {objective!r}"
+        if objective not in data:
+            out.missing_objective = sorted(k for k, v in data.items() if _num(v) is not None)
     elif not math.isfinite(out.objective):
         out.run_status = "nan"
         out.message = f"{objective} is {out.objective}"
-    elif out.model_path is None or not out.model_path.is_file():
+    elif implausible(objective, out.objective):
         out.run_status = "bad_result"
-        out.message = f"model file {out.model_path} named by the result file does not exist"
+        out.message = implausible(objective, out.objective) + ": refused"
+    elif bad_model:
+        out.run_status = "bad_result"
+        out.message = bad_model
     else:
         out.message = str(data.get("message") or "")
+    out.message = clip_message(out.message)
     if out.objective is not None and math.isfinite(out.objective):
         out.noise = objective_noise(data, objective, out.objective)
     return out
@@ -189,8 +263,8 @@ def unused_params(searched: dict[str, Any], used: dict[str, Any]) -> list[str]:
             out.append(f"{name} not reported by the trainer")
             continue
         got = used[name]
-        same = (math.isclose(float(got), float(value), rel_tol=1e-9)
-                if _num(got) is not None and _num(value) is not None else got == value)
+        a, b = _num(got), _num(value)
+        same = math.isclose(a, b, rel_tol=1e-9) if a is not None and b is not None else got == value
         if not same:
             out.append(f"{name}: searched {value!r}, trainer used {got!r}")
     return out

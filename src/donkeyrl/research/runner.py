@@ -2,40 +2,69 @@
 
 Why each piece:
 
-- ``start_new_session=True``: the trial and everything it spawns (vector-env workers, a
+- The controller starts the trial leader (leader.py), which runs the trial command. The leader
+  gets ``start_new_session=True``: the trial and everything it spawns (vector-env workers, a
   simulator) share one process group, so a timeout or Ctrl-C kills all of it with one
   ``killpg`` (SIGTERM, then SIGKILL after a grace period), and a Ctrl-C in the terminal reaches
   only the controller, which then stops the trials in order.
-- On Linux the trial leader also gets ``PR_SET_PDEATHSIG`` (SIGTERM): if the controller dies
-  abruptly, the trial does not keep training for nobody.
+- The leader asks for the parent-death signal and is a child subreaper: if the controller dies
+  abruptly (SIGKILL, OOM killer), the leader kills the whole trial, workers and wrapped commands
+  included, within the kill grace period (see leader.py).
+- Every trial process carries ``DONKEYRL_TRIAL_TOKEN=<random>`` in its environment, recorded in
+  the PID file: the proof of identity used before killing anything a crashed controller left
+  behind when the leader itself is gone (a process-group ID alone can be reused).
+- ``TMPDIR`` of the trial is ``<trial dir>/.tmp``, removed after the trial is recorded, so
+  temporary files of killed trials (and libraries' empty ``SB3-*`` log folders) never pile up in
+  the system's /tmp.
+- ``launch.json`` in the trial directory (written before the launch): the trial's params, seed
+  and command, so that a trial whose record was lost (torn journal line) can be recovered with
+  its params and its number is never reused (study.py).
 - PID file ``running/trial-<N>.json`` (written atomically after the launch, removed after the
-  trial's record is in the journal): PID, process group, start time and command line, so the
-  next controller can kill leftovers of a crashed one by identity, never by process name, and
-  can record the trial as ``interrupted`` (or recover its result if it finished).
+  trial's record is in the journal): PID, process group, start time, token and command line, so
+  the next controller can kill leftovers of a crashed one by identity, never by process name,
+  and can record the trial as ``interrupted`` (or recover its result if it finished).
+- A launch that fails (disk full while writing launch.json, the log or the PID file) is rolled
+  back: the process (if started) is killed and the files written for it are removed, and the
+  error goes to the controller, which stops the study without recording a trial.
 - Output goes live (unbuffered) to the trial's own log file, never through a pipe, so a chatty
   trial can never block on a full pipe.
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import os
 import shlex
-import signal
+import shutil
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .procs import group_alive, kill_group, pid_alive, same_process, start_time
+from .files import write_json_atomic
+from .procs import (environ_value, group_alive, group_members, kill_group, kill_pids, pid_alive,
+                    same_process, start_time)
 from .records import now_iso
 
 __all__ = ["TrialSpec", "TrialProcess", "Finished", "read_pid_files", "reap_leftover",
-           "write_json_atomic"]
+           "write_json_atomic", "leader_argv", "LEADER", "TOKEN_ENV", "LAUNCH_FILE",
+           "trial_tmpdir"]
+
+LEADER = Path(__file__).with_name("leader.py")
+"""The trial leader script (run by path, standard library only)."""
+
+TOKEN_ENV = "DONKEYRL_TRIAL_TOKEN"
+"""Environment variable carrying a trial's identity token to all its processes."""
+
+LAUNCH_FILE = "launch.json"
+"""Written into the trial directory before the launch (params, seed, command)."""
+
+LEADER_MARGIN = 1.0
+"""Extra seconds the controller waits for the leader's own clean-up before its SIGKILL."""
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +93,8 @@ class TrialSpec:
     """Working directory of the trial (relative paths in its result file are resolved here)."""
     env: dict[str, str] = field(default_factory=dict)
     """Extra environment variables."""
+    rerun_of: int | None = None
+    """The interrupted trial this one re-runs (same params and seed), or None."""
 
 
 @dataclass(frozen=True)
@@ -77,32 +108,15 @@ class Finished:
     kill_message: str = ""
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON to ``path`` via a temporary file + fsync + rename (never half-written)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh, indent=1)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+def leader_argv(argv: list[str], grace: float) -> list[str]:
+    """The command line that runs ``argv`` under the trial leader (see leader.py)."""
+    return [sys.executable, "-I", "-S", str(LEADER), "--parent", str(os.getpid()),
+            "--grace", repr(float(grace)), "--", *argv]
 
 
-def _load_prctl() -> Any:
-    """libc's prctl, looked up once in the parent (nothing is loaded between fork and exec)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):  # pragma: no cover
-        return None
-
-
-_PRCTL = _load_prctl()
-_PR_SET_PDEATHSIG = 1
-
-
-def _pdeathsig() -> None:  # pragma: no cover - runs in the child between fork and exec
-    _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+def trial_tmpdir(model_dir: Path) -> Path:
+    """The trial's private TMPDIR (removed after the trial)."""
+    return model_dir / ".tmp"
 
 
 class TrialProcess:
@@ -112,29 +126,62 @@ class TrialProcess:
         self.spec = spec
         self.kill_grace = kill_grace
         self.pid_file = pid_dir / f"trial-{spec.trial}.json"
+        self.token = uuid.uuid4().hex
+        self.proc: subprocess.Popen[bytes] | None = None
+        made_dir = not spec.model_dir.exists()
+        try:
+            self._launch(made_dir)
+        except BaseException:
+            self._roll_back(made_dir)
+            raise
+        log.debug("trial %d started: pid %d, %s", spec.trial, self.pid, shlex.join(spec.argv))
+
+    def _launch(self, made_dir: bool) -> None:
+        spec = self.spec
         spec.result_file.unlink(missing_ok=True)
         spec.model_dir.mkdir(parents=True, exist_ok=True)
+        tmp = trial_tmpdir(spec.model_dir)
+        tmp.mkdir(exist_ok=True)
+        write_json_atomic(spec.model_dir / LAUNCH_FILE, {
+            "trial": spec.trial, "params": spec.params, "seed": spec.seed,
+            "rerun_of": spec.rerun_of, "argv": spec.argv, "started_at": now_iso()})
         spec.log_file.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **spec.env}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": str(tmp),
+               TOKEN_ENV: self.token, **spec.env}
+        argv = leader_argv(spec.argv, self.kill_grace)
         with open(spec.log_file, "ab") as fh:
             fh.write(f"# {now_iso()} trial {spec.trial}: {shlex.join(spec.argv)}\n".encode())
             fh.flush()
             self.started = time.monotonic()
             self.proc = subprocess.Popen(
-                spec.argv, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
-                cwd=spec.cwd, env=env, start_new_session=True, close_fds=True,
-                preexec_fn=_pdeathsig if _PRCTL is not None else None)
+                argv, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
+                cwd=spec.cwd, env=env, start_new_session=True, close_fds=True)
         self.pid = self.pgid = self.proc.pid
         info = {"trial": spec.trial, "pid": self.pid, "pgid": self.pgid,
-                "start_time": start_time(self.pid), "argv": spec.argv, "params": spec.params,
-                "seed": spec.seed, "started_at": now_iso(), "result_file": str(spec.result_file),
-                "log_file": str(spec.log_file), "model_dir": str(spec.model_dir)}
-        try:
-            write_json_atomic(self.pid_file, info)
-        except OSError:  # an untracked trial must not outlive this failure (e.g. disk full)
-            self.kill("crashed", "cannot write the PID file")
-            raise
-        log.debug("trial %d started: pid %d, %s", spec.trial, self.pid, shlex.join(spec.argv))
+                "start_time": start_time(self.pid), "argv": argv, "trial_argv": spec.argv,
+                "token": self.token, "params": spec.params, "seed": spec.seed,
+                "rerun_of": spec.rerun_of, "started_at": now_iso(),
+                "result_file": str(spec.result_file), "log_file": str(spec.log_file),
+                "model_dir": str(spec.model_dir)}
+        write_json_atomic(self.pid_file, info)
+
+    def _roll_back(self, made_dir: bool) -> None:
+        """Undo a failed launch: no process and no file of it may stay behind."""
+        if self.proc is not None:
+            kill_group(self.proc.pid, self.kill_grace)
+            try:
+                self.proc.wait(timeout=5.0)
+            except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL cannot be ignored
+                pass
+        self.pid_file.unlink(missing_ok=True)
+        remove_trial_tmp(self.spec.model_dir)
+        if made_dir:
+            (self.spec.model_dir / LAUNCH_FILE).unlink(missing_ok=True)
+            self.spec.result_file.unlink(missing_ok=True)
+            try:
+                self.spec.model_dir.rmdir()
+            except OSError:
+                pass
 
     @property
     def elapsed(self) -> float:
@@ -142,6 +189,7 @@ class TrialProcess:
 
     def poll(self) -> Finished | None:
         """None while running; kills the group and reports ``timeout`` past the deadline."""
+        assert self.proc is not None
         code = self.proc.poll()
         if code is not None:
             # The leader exited; children it left in the group must not outlive the trial.
@@ -156,8 +204,9 @@ class TrialProcess:
 
     def kill(self, reason: str, message: str) -> Finished:
         """Kill the whole process group (SIGTERM, grace, SIGKILL) and reap the leader."""
+        assert self.proc is not None
         elapsed = self.elapsed
-        gone = kill_group(self.pgid, self.kill_grace)
+        gone = kill_group(self.pgid, self.kill_grace + LEADER_MARGIN)
         try:
             code = self.proc.wait(timeout=5.0)
         except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL cannot be ignored
@@ -168,6 +217,15 @@ class TrialProcess:
 
     def remove_pid_file(self) -> None:
         self.pid_file.unlink(missing_ok=True)
+
+
+def remove_trial_tmp(model_dir: Path) -> None:
+    """Remove the trial's private TMPDIR (a symlink there is unlinked, never followed)."""
+    tmp = trial_tmpdir(model_dir)
+    if tmp.is_symlink():
+        tmp.unlink(missing_ok=True)
+    elif tmp.exists():
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def read_pid_files(pid_dir: Path) -> list[dict[str, Any]]:
@@ -189,17 +247,29 @@ def read_pid_files(pid_dir: Path) -> list[dict[str, Any]]:
 def reap_leftover(info: dict[str, Any], grace: float = 3.0) -> str:
     """Kill what is left of a trial recorded in a PID file; returns what was done.
 
-    The group is killed only if its leader is provably the recorded process (same PID and
-    start time, see procs.same_process), or if the leader is gone but the group still has members (a
-    process-group ID cannot be reused while the group exists).
+    The whole group is killed only if its leader is provably the recorded process (same PID and
+    start time, see procs.same_process). When the leader is gone but processes with its group
+    ID live on, a group ID may have been reused by unrelated processes, so only the members
+    that prove to be the trial's are killed, one by one: they carry the trial's token in their
+    environment (runner.TOKEN_ENV) and started no earlier than the recorded leader. Members
+    that do not prove it are left alone and reported.
     """
     pid, pgid = int(info["pid"]), int(info["pgid"])
     if same_process(pid, info.get("start_time"), info.get("argv")):
-        kill_group(pgid, grace)
+        kill_group(pgid, grace + LEADER_MARGIN)
         return f"killed leftover trial {info['trial']} (process group {pgid})"
-    if not pid_alive(pid) and group_alive(pgid):
-        kill_group(pgid, grace)
-        return f"killed leftover children of trial {info['trial']} (process group {pgid})"
     if pid_alive(pid):
         return f"pid {pid} of trial {info['trial']} now belongs to another process: left alone"
-    return f"trial {info['trial']} (pid {pid}) is no longer running"
+    members = group_members(pgid)
+    if not members:
+        return f"trial {info['trial']} (pid {pid}) is no longer running"
+    token, started = info.get("token"), info.get("start_time")
+    ours = [m for m in members if token and environ_value(m, TOKEN_ENV) == token
+            and (not isinstance(started, int) or (start_time(m) or 0) >= started)]
+    strangers = len(members) - len(ours)
+    if ours:
+        kill_pids(ours, grace)
+    note = f"; {strangers} unrelated process(es) in group {pgid} left alone" if strangers else ""
+    if ours:
+        return f"killed {len(ours)} leftover process(es) of trial {info['trial']}{note}"
+    return f"trial {info['trial']} (pid {pid}) is no longer running{note}"

@@ -6,10 +6,16 @@ Layout of a study directory::
     study.log                one human-readable line per event (trial ends, proposals, restarts)
     study.json               the configuration the study was created with (informational)
     logs/trial-<N>.log       live stdout + stderr of trial N
-    models/trial-<N>/        --save-dir of trial N (model.zip, result.json)
+    models/trial-<N>/        --save-dir of trial N (model.zip, result.json, launch.json)
     models/champion/         model.zip + manifest.json of the champion (see champion.py)
     running/trial-<N>.json   PID files of running trials (removed once recorded)
     controller.lock          held while a controller runs (see lock.py)
+
+Trial numbers are never reused: the next trial is one past the highest number the journal, a
+PID file or a ``models/trial-<N>`` directory has used. A trial directory without a record (its
+journal line was torn, or its record was lost with a crash during recovery) is recovered at
+start like a trial left running: recorded from its ``result.json`` when that is complete, else as
+``interrupted``, with the params and seed from its ``launch.json``.
 """
 
 from __future__ import annotations
@@ -17,17 +23,22 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 from donkeyrl.bo import Optimizer, SearchSpaceError
 
 from .journal import Journal
-from .records import TrialRecord, now_iso
+from .files import check_regular_or_absent, read_regular, write_json_atomic
+from .records import TrialRecord, implausible, now_iso
 from .result import parse_outcome
-from .runner import read_pid_files, reap_leftover, write_json_atomic
+from .runner import LAUNCH_FILE, read_pid_files, reap_leftover, remove_trial_tmp
 
-__all__ = ["StudyPaths", "StudyLog", "recover_running", "tell_records", "write_study_json"]
+__all__ = ["StudyPaths", "StudyLog", "recover_running", "recover_unrecorded", "tell_records",
+           "write_study_json", "check_study_files", "used_trial_numbers"]
+
+_TRIAL_DIR = re.compile(r"^trial-(\d+)$")
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +68,23 @@ class StudyPaths:
         """Create the directories (raises OSError with the offending path)."""
         for d in (self.root, self.logs, self.models, self.running):
             d.mkdir(parents=True, exist_ok=True)
+
+    def files(self) -> tuple[Path, ...]:
+        """The study's own files, each of which must be a regular file when it exists."""
+        return (self.journal, self.study_log, self.study_json, self.root / "controller.lock")
+
+    def trial_dirs(self) -> dict[int, Path]:
+        """Every ``models/trial-<N>`` directory by trial number."""
+        out = {}
+        try:
+            entries = list(self.models.iterdir())
+        except OSError:
+            return {}
+        for entry in entries:
+            m = _TRIAL_DIR.match(entry.name)
+            if m and entry.is_dir():
+                out[int(m.group(1))] = entry
+        return out
 
     def rel(self, path: Path | None) -> str | None:
         """``path`` relative to the study dir when inside it, else absolute."""
@@ -95,13 +123,16 @@ def write_study_json(paths: StudyPaths, info: dict[str, Any],
     warnings: list[str] = []
     if paths.study_json.exists():
         try:
-            old = json.loads(paths.study_json.read_text())
-        except (OSError, ValueError) as exc:
+            loaded = json.loads(read_regular(paths.study_json, 16 << 20).decode("utf-8"))
+            old = loaded if isinstance(loaded, dict) else {}
+        except (OSError, ValueError, RecursionError) as exc:
             warnings.append(f"cannot read {paths.study_json}: {exc}")
+        if not isinstance(old.get("warm_start", []), list):
+            old["warm_start"] = []
     warnings += [f"{key} changed since the study was created: was {old.get(key)!r}, now "
                  f"{info[key]!r}" for key in ("objective", "space", "agent")
                  if key in old and old[key] != info[key]]
-    files = list(dict.fromkeys([*old.get("warm_start", []), *warm_start]))
+    files = list(dict.fromkeys([*(str(f) for f in old.get("warm_start", [])), *warm_start]))
     if not old or files != old.get("warm_start", []):
         base = old or {"created_at": now_iso(), **info}
         write_json_atomic(paths.study_json, {**base, "warm_start": files})
@@ -122,27 +153,88 @@ def recover_running(paths: StudyPaths, journal: Journal, known: set[int], *, obj
         trial = int(info["trial"])
         log.warning("previous controller left trial %d: %s", trial, reap_leftover(info, grace))
         if trial not in known:
-            result_file = Path(info.get("result_file") or paths.result_file(trial))
-            parsed = parse_outcome(result_file, 0, objective=objective, cwd=cwd)
-            if parsed.run_status in ("no_result", "bad_result") and not result_file.exists():
-                rec = TrialRecord(trial, dict(info.get("params") or {}), "interrupted",
-                                  "the controller stopped while the trial ran (found at restart)",
-                                  objective_name=objective, seed=info.get("seed"),
-                                  log_path=paths.rel(Path(info.get("log_file") or "")))
-            else:
-                rec = TrialRecord(
-                    trial, dict(info.get("params") or {}), parsed.run_status,
-                    ("recovered at restart: " + parsed.message).strip(": "),
-                    objective_name=objective, objective=parsed.objective,
-                    mean_reward=parsed.mean_reward, std_reward=parsed.std_reward,
-                    episode_rewards=parsed.episode_rewards, driving_score=parsed.driving_score,
-                    metrics=parsed.metrics, used_params=parsed.used_params, noise=parsed.noise,
-                    reward_hacking=parsed.reward_hacking, model_path=paths.rel(parsed.model_path),
-                    seed=info.get("seed"), log_path=paths.rel(Path(info.get("log_file") or "")))
-            out.append(rec)
+            out.append(_recovered(paths, trial, info, objective=objective, cwd=cwd,
+                                  why="the controller stopped while the trial ran"))
             known.add(trial)
+        remove_trial_tmp(paths.trial_dir(trial))
         Path(info["_path"]).unlink(missing_ok=True)
     return out
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _recovered(paths: StudyPaths, trial: int, info: dict[str, Any], *, objective: str, cwd: Path,
+               why: str) -> TrialRecord:
+    """The record of a trial found at start-up without one: its real result if complete,
+    else ``interrupted``. ``info`` holds params/seed/log_file (PID file or launch.json)."""
+    raw = info.get("params")
+    params: dict[str, Any] = dict(raw) if isinstance(raw, dict) else {}
+    seed, rerun_of = _int_or_none(info.get("seed")), _int_or_none(info.get("rerun_of"))
+    log_path = paths.rel(Path(info.get("log_file") or paths.trial_log(trial)))
+    result_file = paths.result_file(trial)
+    parsed = parse_outcome(result_file, 0, objective=objective, cwd=cwd,
+                           trial_dir=paths.trial_dir(trial))
+    if parsed.run_status in ("no_result", "bad_result") and not result_file.exists():
+        return TrialRecord(trial, dict(params), "interrupted", f"{why} (found at restart)",
+                           objective_name=objective, seed=seed, log_path=log_path,
+                           rerun_of=rerun_of)
+    return TrialRecord(
+        trial, dict(params), parsed.run_status,
+        ("recovered at restart: " + parsed.message).strip(": "),
+        objective_name=objective, objective=parsed.objective,
+        mean_reward=parsed.mean_reward, std_reward=parsed.std_reward,
+        episode_rewards=parsed.episode_rewards, driving_score=parsed.driving_score,
+        metrics=parsed.metrics, used_params=parsed.used_params, noise=parsed.noise,
+        reward_hacking=parsed.reward_hacking, model_path=paths.rel(parsed.model_path),
+        seed=seed, log_path=log_path, rerun_of=rerun_of)
+
+
+def _launch_info(trial_dir: Path) -> dict[str, Any]:
+    """launch.json of a trial directory, or {} when missing or unreadable."""
+    try:
+        data = json.loads(read_regular(trial_dir / LAUNCH_FILE, 1 << 20).decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def recover_unrecorded(paths: StudyPaths, known: set[int], *, objective: str,
+                       cwd: Path) -> list[TrialRecord]:
+    """Records for trial directories that have none (see the module docstring).
+
+    Called after ``recover_running``, so no trial of these is running. A directory without
+    launch.json and without result.json holds nothing of a trial (a launch that failed before
+    writing anything) and is left alone; its number is still never reused.
+    """
+    out = []
+    for trial, trial_dir in sorted(paths.trial_dirs().items()):
+        if trial in known:
+            continue
+        info = _launch_info(trial_dir)
+        if not info and not (trial_dir / "result.json").exists():
+            continue
+        out.append(_recovered(paths, trial, info, objective=objective, cwd=cwd,
+                              why="no record in the journal (a torn or lost line)"))
+        known.add(trial)
+        remove_trial_tmp(trial_dir)
+    return out
+
+
+def used_trial_numbers(paths: StudyPaths, records: list[TrialRecord]) -> int:
+    """The highest trial number used by a record, a PID file or a trial directory (0: none)."""
+    highest = max((r.trial for r in records), default=0)
+    highest = max([highest, *paths.trial_dirs()])
+    for info in read_pid_files(paths.running):
+        highest = max(highest, int(info["trial"]))
+    return highest
+
+
+def check_study_files(paths: StudyPaths) -> None:
+    """Raise NotRegularFileError when one of the study's files is a directory, FIFO, ..."""
+    for path in paths.files():
+        check_regular_or_absent(path)
 
 
 def tell_records(opt: Optimizer, records: list[TrialRecord], objective: str,
@@ -164,10 +256,15 @@ def tell_records(opt: Optimizer, records: list[TrialRecord], objective: str,
                 log.warning("%s trial %d has no %r: skipped", source, rec.trial, objective)
                 skipped += 1
                 continue
+            if implausible(objective, value):
+                log.warning("%s trial %d: %s: skipped", source, rec.trial,
+                            implausible(objective, value))
+                skipped += 1
+                continue
         noise = rec.noise if rec.objective_name == objective else None
         try:
             opt.tell(rec.params, value, noise=noise, status=status)
-        except (SearchSpaceError, ValueError) as exc:
+        except (SearchSpaceError, ValueError, TypeError, OverflowError) as exc:
             log.warning("%s trial %d does not fit the search space: %s", source, rec.trial, exc)
             skipped += 1
             continue
@@ -178,6 +275,8 @@ def tell_records(opt: Optimizer, records: list[TrialRecord], objective: str,
 def ensure_writable(root: Path) -> None:
     """Raise OSError if files cannot be created in ``root`` (checked before any trial runs)."""
     probe = root / f".write-test-{os.getpid()}"
-    with open(probe, "w") as fh:
-        fh.write("ok")
-    probe.unlink()
+    try:
+        with open(probe, "w") as fh:
+            fh.write("ok")
+    finally:
+        probe.unlink(missing_ok=True)

@@ -6,8 +6,8 @@ works in any virtualenv), ``{trial}``, ``{study_dir}``, ``{trial_dir}``. Then th
 appends, in this order:
 
 ``--agent A --track T [T ...] --eval-episodes E --seed S --save-dir DIR --result-file FILE``
-``[--reward R]``, one ``--foo-bar VALUE`` per searched parameter ``foo_bar``, and finally the
-verbatim extra arguments.
+``[--reward R]``, ``[--tensorboard DIR/trial-N]`` (with ``research --tensorboard DIR``), one
+``--foo-bar VALUE`` per searched parameter ``foo_bar``, and finally the verbatim extra arguments.
 
 Value rendering: ``True`` -> the bare flag (``--domain-randomization``), ``False`` / ``None`` ->
 nothing, a list -> the flag followed by every item, anything else -> ``str(value)`` (floats via
@@ -68,8 +68,8 @@ def param_flags(params: Mapping[str, Any], skip: Sequence[str] = ("agent",)) -> 
 def build_argv(template: str, *, params: Mapping[str, Any], agent: str, tracks: Sequence[str],
                eval_episodes: int, seed: int, save_dir: Path, result_file: Path,
                reward: str | None, trial: int, study_dir: Path,
-               extra_args: Sequence[str] = ()) -> list[str]:
-    """The full command line of one trial."""
+               extra_args: Sequence[str] = (), tensorboard: Path | None = None) -> list[str]:
+    """The full command line of one trial (``tensorboard``: this trial's log directory)."""
     argv = render_template(template, trial=trial, study_dir=study_dir, trial_dir=save_dir)
     argv += ["--agent", str(params.get("agent", agent))]
     if tracks:
@@ -78,4 +78,6 @@ def build_argv(template: str, *, params: Mapping[str, Any], agent: str, tracks: 
              "--save-dir", str(save_dir), "--result-file", str(result_file)]
     if reward:
         argv += ["--reward", reward]
+    if tensorboard is not None:
+        argv += ["--tensorboard", str(tensorboard)]
     return argv + param_flags(params) + list(extra_args)
