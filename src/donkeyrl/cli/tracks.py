@@ -26,18 +26,43 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="print a JSON list of objects (one per track) instead of a table")
     p.add_argument("--split", choices=("train", "heldout", "all"), default="all",
                    help="only list tracks of this split (default: all)")
-    p.add_argument("--plot", type=Path, default=None, metavar="PNG",
-                   help="also save a top-down drawing of the listed tracks to this PNG file")
+    p.add_argument("--plot", type=Path, default=None, metavar="FILE",
+                   help="also save a top-down drawing of the listed tracks to this image file "
+                   f"(format from the extension: {', '.join(PLOT_FORMATS)}); its directory must "
+                   "exist")
     p.set_defaults(func=run)
+
+
+#: Image formats ``--plot`` writes (an RGB drawing; pillow picks the encoder by extension).
+PLOT_FORMATS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".pdf")
+
+
+def check_plot_path(path: Path) -> None:
+    """Refuse, before any drawing, an extension pillow cannot write or a missing directory
+    (nothing is created: a typo in the directory must not make new directories)."""
+    from PIL import Image
+
+    Image.init()
+    savable = {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.SAVE}
+    if path.suffix.lower() not in savable or path.suffix.lower() not in PLOT_FORMATS:
+        valid = [ext for ext in PLOT_FORMATS if ext in savable]
+        raise CLIError(f"--plot {str(path)!r}: unknown image format {path.suffix or '(none)'!r}; "
+                       f"valid extensions: {', '.join(valid)}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise CLIError(f"--plot {str(path)!r}: directory {str(parent)!r} does not exist")
+    if path.is_dir():
+        raise CLIError(f"--plot {str(path)!r} is a directory, not a file name")
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the listing; return the exit code."""
     infos = list_tracks(args.split)
     if args.plot is not None:
+        check_plot_path(args.plot)
         try:
             plot_tracks([get_track(i.name) for i in infos], args.plot)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             raise CLIError(f"cannot write plot {str(args.plot)!r}: {exc}") from None
     if args.json:
         print(json.dumps([i.to_dict() for i in infos], indent=2))
@@ -64,6 +89,7 @@ def plot_tracks(tracks: list[Track], path: Path, tile: int = 260) -> None:
     """Draw each track top-down (road grey, path yellow, start green) in a grid PNG.
 
     Uses pillow only. Each tile is scaled to fit its track, so compare sizes by the printed length.
+    The directory of ``path`` must exist (see ``check_plot_path``).
     """
     from PIL import Image, ImageDraw
 
@@ -100,5 +126,4 @@ def plot_tracks(tracks: list[Track], path: Path, tile: int = 260) -> None:
         sx, sz = px(tr.points[:1])[0]
         draw.ellipse([sx - 4, sz - 4, sx + 4, sz + 4], fill=(40, 220, 60))
         draw.text((ox + 4, oy + 2), f"{tr.name} ({tr.length:.0f}, {tr.split})", fill=(255, 255, 255))
-    path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path)
