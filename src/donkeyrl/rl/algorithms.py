@@ -32,12 +32,14 @@ from typing import Any
 
 from donkeyrl.rl.schema import check_fields, field_meta, is_keyword_value, param
 
-__all__ = ["Algorithm", "REGISTRY", "AGENTS", "ACTION_KINDS", "FEATURE_EXTRACTORS", "get_algorithm",
+__all__ = ["Algorithm", "REGISTRY", "AGENTS", "ACTION_KINDS", "ACTION_HEADS", "FEATURE_EXTRACTORS", "get_algorithm",
            "CommonParams", "OffPolicyParams", "PPOParams", "DQNParams", "SACParams", "TQCParams",
            "load_object"]
 
 #: Kinds of action space an algorithm can act on.
 ACTION_KINDS = ("continuous", "discrete")
+#: How a policy network produces its action (see :attr:`Algorithm.action_head`).
+ACTION_HEADS = ("actor_critic", "q_network", "squashed_actor")
 
 #: Features extractors selectable with ``policy_net`` -> "module:attribute" of the class.
 FEATURE_EXTRACTORS: dict[str, str] = {
@@ -173,6 +175,11 @@ class Algorithm:
     """Keys of SB3's ``net_arch`` dict (one hidden-layer list per network); () = a single list."""
     search_space: Mapping[str, Mapping[str, Any]]
     """Default search space (``bo.SearchSpace.from_dict`` form; research adds ``timesteps``)."""
+    action_head: str = "actor_critic"
+    """How its policy turns features into an action, for code that runs the network itself (an
+    exporter): ``actor_critic`` (SB3 ActorCriticPolicy: action_net on the actor latent; logits for
+    discrete actions), ``q_network`` (argmax of the q-network), ``squashed_actor`` (tanh-squashed
+    Gaussian actor, deterministic = its mean, in [-1, 1] before rescaling to the action box)."""
     summary: str = ""
     """One line for help texts."""
     policy: str = "CnnPolicy"
@@ -182,6 +189,8 @@ class Algorithm:
         bad = set(self.action_kinds) - set(ACTION_KINDS)
         if not self.action_kinds or bad:
             raise ValueError(f"{self.name}: action kinds must be among {ACTION_KINDS}, got {self.action_kinds}")
+        if self.action_head not in ACTION_HEADS:
+            raise ValueError(f"{self.name}: action_head must be one of {ACTION_HEADS}, got {self.action_head!r}")
 
     @property
     def sb3_class(self) -> Any:
@@ -211,19 +220,19 @@ REGISTRY: dict[str, Algorithm] = {a.name: a for a in (
                       "gamma": _GAMMA}),
     Algorithm(
         name="dqn", sb3_class_path="stable_baselines3:DQN", action_kinds=("discrete",),
-        params=DQNParams, net_arch_keys=(),
+        params=DQNParams, net_arch_keys=(), action_head="q_network",
         summary="DQN: off-policy, discrete actions",
         search_space={"learning_rate": _LR, **_GRID,
                       "batch_size": {"type": "categorical", "choices": [32, 64, 128]}, "gamma": _GAMMA}),
     Algorithm(
         name="sac", sb3_class_path="stable_baselines3:SAC", action_kinds=("continuous",),
-        params=SACParams, net_arch_keys=("pi", "qf"),
+        params=SACParams, net_arch_keys=("pi", "qf"), action_head="squashed_actor",
         summary="SAC: off-policy, continuous actions",
         search_space={"learning_rate": _LR,
                       "batch_size": {"type": "categorical", "choices": [64, 128, 256]}, "gamma": _GAMMA}),
     Algorithm(
         name="tqc", sb3_class_path="sb3_contrib:TQC", action_kinds=("continuous",),
-        params=TQCParams, net_arch_keys=("pi", "qf"),
+        params=TQCParams, net_arch_keys=("pi", "qf"), action_head="squashed_actor",
         summary="TQC (sb3-contrib): SAC with truncated quantile critics, continuous actions",
         search_space={"learning_rate": _LR,
                       "batch_size": {"type": "categorical", "choices": [64, 128, 256]},
