@@ -181,3 +181,9 @@ def test_reward_modes_are_the_ones_the_wrappers_implement():
     from donkeyrl.rl import config, wrappers
 
     assert config.REWARD_MODES == wrappers.REWARD_MODES
+
+
+def test_vec_env_kinds_are_the_ones_the_env_builder_implements():
+    from donkeyrl.rl import config, envbuild
+
+    assert set(config.VEC_ENVS) == set(envbuild.VEC_ENVS)

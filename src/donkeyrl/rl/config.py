@@ -60,7 +60,8 @@ SIMS = ("embedded", "donkey")
 REWARD_MODES = ("donkey", "speed", "progress")
 POLICY_NETS = tuple(FEATURE_EXTRACTORS)
 ACTION_MODES = ("auto", *ACTION_KINDS)
-VEC_ENVS = ("dummy", "subproc")
+#: How the cars of a trial are stepped (implemented by donkeyrl.rl.envbuild.build_vec_env).
+VEC_ENVS = ("auto", "batched", "dummy", "subproc")
 DEVICES = ("auto", "cpu", "cuda")
 CONFIG_NAME = "trial_config.json"
 FORMAT = 2
@@ -125,7 +126,9 @@ class EnvConfig(_Section):
     max_laps: int | None = param(None, low=1, high=1000, target="env")
     """End an episode after this many laps (none = no lap limit, the step limit still applies)."""
     vec_env: str = param("dummy", choices=VEC_ENVS, target="env")
-    """dummy (all envs in one process) or subproc (one process per env)."""
+    """How the n_envs cars are stepped: auto (batched on the built-in simulator, else dummy), batched
+    (all cars in one batched simulator call), dummy (single envs in this process) or subproc (one
+    process per env)."""
     actions: str = param("auto", choices=ACTION_MODES, target="env")
     """Action space: auto (the agent's first kind: dqn discrete, the others continuous),
     continuous or discrete (the n_steer x n_throttle grid)."""
