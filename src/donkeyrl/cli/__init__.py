@@ -17,7 +17,7 @@ from donkeyrl.cli.common import CLIError
 
 #: Subcommand modules, in the order ``--help`` lists them. A module that is missing (a capability
 #: not built yet) is skipped rather than breaking the whole command.
-COMMANDS = ("tracks", "drive", "train", "evaluate", "research", "sim")
+COMMANDS = ("tracks", "drive", "train", "evaluate", "research", "report", "export", "sim")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,6 +28,7 @@ from donkeyrl.research.champion import fold_champion
 from donkeyrl.research.journal import Journal, JournalProblem
 from donkeyrl.research.records import TrialRecord
 from donkeyrl.research.study import StudyPaths
+from donkeyrl.rl.train import CURVE_NAME
 
 __all__ = ["StudyData", "StudyReadError", "TrialView", "CURVE_FILE", "HEAD_TO_HEAD_FILE",
            "load_study", "read_curve"]
@@ -35,7 +36,7 @@ __all__ = ["StudyData", "StudyReadError", "TrialView", "CURVE_FILE", "HEAD_TO_HE
 log = logging.getLogger(__name__)
 
 #: Learning curve the trainer writes beside its model: one JSON object per progress report.
-CURVE_FILE = "curve.jsonl"
+CURVE_FILE = CURVE_NAME
 #: Keys of a curve line (``steps`` is required, the others may be missing or null).
 CURVE_KEYS = ("steps", "time_sec", "episodes", "mean_reward", "laps_total", "best_episode_laps")
 #: The champion against the expert and a baseline on the test set, written at the end of a study.
