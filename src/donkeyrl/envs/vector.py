@@ -122,9 +122,9 @@ class BatchedDonkeyEnv(VecEnv):
             info["TimeLimit.truncated"] = truncated and not terminated
             dones[i] = terminated or truncated
         obs = self.sim.render_all(out=self._obs)
-        for i in np.flatnonzero(dones):  # SB3 auto-reset: keep the last frame, start the next episode
-            infos[i]["terminal_observation"] = obs[i].copy()
-            self.reset_car(int(i))
+        for car in np.flatnonzero(dones).tolist():  # SB3 auto-reset: keep the last frame, start anew
+            infos[car]["terminal_observation"] = obs[car].copy()
+            self.reset_car(car)
         return self._obs.copy(), rewards, dones, infos
 
     def close(self) -> None:

@@ -1,9 +1,22 @@
 """Build the exact env + wrapper stack of a TrialConfig, for training and for evaluation.
 
-Stack, inner to outer (one place, so training and evaluation cannot drift apart):
+Two paths, one set of numbers (tests/rl/test_batched_training.py runs both on the same seeds and
+actions and compares observations, rewards, dones, infos and driving metrics bit for bit):
 
-    make_env(track(s), camera=small CameraConfig)   embedded: the renderer draws the small image
-      [ImagePreprocess]                              other sims: crop/resize/grey in numpy+pillow
+**Batched** (``vec_env="batched"``, what ``auto`` means for the built-in simulator): all cars of the
+trial in one :class:`~donkeyrl.envs.vector.BatchedDonkeyEnv` (one physics and one render call per
+step for every car, each on its own track), then the batch form of every wrapper:
+
+    BatchedDonkeyEnv(n_envs, track(s) or regime, small CameraConfig, seed)
+      VecThrottleClamp -> [VecSteeringRateLimit] -> [VecDiscretizedAction]
+      vec reward (donkey | speed | progress) -> VecMinLapTimeGuard -> VecRewardCheck
+      VecDrivingMetrics -> VecEpisodeMonitor                 (float32 rewards, like DummyVecEnv)
+    VecFrameStack(frame_stack, channels last)
+
+**Per env** (``dummy``/``subproc``; evaluation, other simulators, custom env factories): one env per
+car, each wrapped (inner to outer):
+
+    make_env(track(s), camera=small CameraConfig)   the simulator draws (or is cut to) the small image
       ThrottleClamp                                  throttle minimum guard
       [SteeringRateLimit]                            smooth steering (steer_rate_limit)
       [DiscretizedAction]                            discrete agents
@@ -14,28 +27,35 @@ Stack, inner to outer (one place, so training and evaluation cannot drift apart)
       Monitor                                        episode reward/length for SB3
     DummyVecEnv | SubprocVecEnv -> VecFrameStack(frame_stack, channels last)
 
-The env itself carries the step limit and the stuck/no-progress watchdog.
+Env ``i`` (car ``i``) is seeded ``seed + i`` on both paths. The env itself carries the step limit and
+the stuck/no-progress watchdog (:mod:`donkeyrl.envs.common`). Stable-Baselines3 is imported inside
+the functions: the trial config imports :data:`VEC_ENVS` from here without pulling in torch.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
-from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecFrameStack
 
-from donkeyrl.rl.config import TrialConfig
 from donkeyrl.rl.metrics import DrivingMetrics
-from donkeyrl.rl.wrappers import (DiscretizedAction, ImagePreprocess, MinLapTimeGuard,
-                                  ScalarRewardCheck, SteeringRateLimit, ThrottleClamp,
-                                  wrap_reward)
+from donkeyrl.rl.wrappers import (DiscretizedAction, MinLapTimeGuard, ScalarRewardCheck, SteeringRateLimit,
+                                  ThrottleClamp, wrap_reward)
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.vec_env import VecEnv
+
+    from donkeyrl.rl.config import TrialConfig
 
 log = logging.getLogger(__name__)
 
 EnvFactory = Callable[..., gym.Env]
+
+#: How the cars of a trial are stepped: auto (batched on the built-in simulator, else dummy),
+#: batched (one BatchedDonkeyEnv), dummy (single envs in this process), subproc (one process each).
+VEC_ENVS = ("auto", "batched", "dummy", "subproc")
 
 
 def default_env_factory() -> EnvFactory:
@@ -46,11 +66,26 @@ def default_env_factory() -> EnvFactory:
 
 
 def camera_config(cfg: TrialConfig) -> Any:
-    """The small-image CameraConfig the embedded renderer draws directly."""
+    """The small-image CameraConfig the simulator draws (or the real simulator's frame is cut to)."""
     from donkeyrl.sim.camera import CameraConfig
 
     return CameraConfig(width=cfg.obs_width, height=cfg.obs_height, grey=cfg.grey,
                         crop_top=cfg.crop_top)
+
+
+def resolve_vec_env(kind: str, sim: str, builtin_factory: bool = True) -> str:
+    """The concrete vec env kind: ``auto`` is ``batched`` on the built-in simulator with its own
+    env factory, else ``dummy``. ValueError for an unknown kind or ``batched`` where it cannot run."""
+    if kind not in VEC_ENVS:
+        raise ValueError(f"unknown vec_env {kind!r}; valid: {', '.join(VEC_ENVS)}")
+    batched_ok = sim == "embedded" and builtin_factory
+    if kind == "auto":
+        return "batched" if batched_ok else "dummy"
+    if kind == "batched" and not batched_ok:
+        raise ValueError(f"vec_env batched steps the built-in simulator (sim=embedded), not sim={sim}"
+                         + ("" if sim != "embedded" else " with a custom env factory")
+                         + "; use dummy or subproc")
+    return kind
 
 
 def build_env(cfg: TrialConfig, *, tracks: Sequence[str] | None = None, seed: int | None = None,
@@ -59,20 +94,15 @@ def build_env(cfg: TrialConfig, *, tracks: Sequence[str] | None = None, seed: in
     factory = env_factory or default_env_factory()
     names = list(tracks) if tracks is not None else list(cfg.tracks)
     track: str | list[str] = names[0] if len(names) == 1 else names
-    embedded = cfg.sim == "embedded"
     kwargs: dict[str, Any] = dict(
         sim=cfg.sim, max_cte=cfg.max_cte, steer_limit=cfg.steer_limit,
         throttle_min=cfg.throttle_min, throttle_max=cfg.throttle_max,
         domain_randomization=cfg.domain_randomization, max_steps=cfg.max_steps, seed=seed,
-        max_laps=cfg.max_laps,
-        camera=camera_config(cfg) if embedded else None,
+        max_laps=cfg.max_laps, camera=camera_config(cfg),
     )
-    if not embedded:
+    if cfg.sim != "embedded":
         kwargs.update(host=cfg.host, port=cfg.port, sim_path=cfg.sim_path)
-    env = factory(track, **kwargs)
-    if not embedded:
-        env = ImagePreprocess(env, cfg.obs_width, cfg.obs_height, cfg.grey, cfg.crop_top)
-    return wrap(env, cfg)
+    return wrap(factory(track, **kwargs), cfg)
 
 
 def wrap(env: gym.Env, cfg: TrialConfig) -> gym.Env:
@@ -86,36 +116,90 @@ def wrap(env: gym.Env, cfg: TrialConfig) -> gym.Env:
     env = MinLapTimeGuard(env, cfg.min_lap_time, penalty=cfg.crash_penalty)
     env = ScalarRewardCheck(env)
     env = DrivingMetrics(env, cfg.max_cte, cfg.min_lap_time)
+    from stable_baselines3.common.monitor import Monitor
+
     return Monitor(env)
+
+
+def build_batched(cfg: TrialConfig, n_envs: int, *, tracks: Sequence[str] | None = None,
+                  seed: int | None = None) -> VecEnv:
+    """``n_envs`` cars of ``cfg`` in one BatchedDonkeyEnv with the batch wrappers (no frame stack)."""
+    from donkeyrl.envs.common import EpisodeLimits
+    from donkeyrl.envs.vector import BatchedDonkeyEnv
+
+    names = list(tracks) if tracks is not None else list(cfg.tracks)
+    base = BatchedDonkeyEnv(
+        n_envs, names, camera=camera_config(cfg),
+        limits=EpisodeLimits(max_cte=cfg.max_cte, max_steps=cfg.max_steps, max_laps=cfg.max_laps),
+        steer_limit=cfg.steer_limit, throttle_min=cfg.throttle_min, throttle_max=cfg.throttle_max,
+        domain_randomization=cfg.domain_randomization, seed=cfg.seed if seed is None else seed)
+    return vec_wrap(base, cfg)
+
+
+def vec_wrap(venv: VecEnv, cfg: TrialConfig) -> VecEnv:
+    """:func:`wrap` for a batch: the same wrappers, in the same order, in their batch form."""
+    from donkeyrl.rl.vecwrappers import (VecDiscretizedAction, VecDrivingMetrics, VecEpisodeMonitor,
+                                         VecMinLapTimeGuard, VecRewardCheck, VecSteeringRateLimit,
+                                         VecThrottleClamp, vec_wrap_reward)
+
+    venv = VecThrottleClamp(venv, cfg.throttle_min, cfg.throttle_max)
+    if cfg.steer_rate_limit is not None:
+        venv = VecSteeringRateLimit(venv, cfg.steer_rate_limit)
+    if cfg.discrete:
+        venv = VecDiscretizedAction(venv, cfg.n_steer, cfg.n_throttle)
+    venv = vec_wrap_reward(venv, cfg.reward, cfg.max_cte, cfg.crash_penalty)
+    venv = VecMinLapTimeGuard(venv, cfg.min_lap_time, penalty=cfg.crash_penalty)
+    venv = VecRewardCheck(venv)
+    venv = VecDrivingMetrics(venv, cfg.max_cte, cfg.min_lap_time)
+    return VecEpisodeMonitor(venv)
 
 
 def build_vec_env(cfg: TrialConfig, *, n_envs: int | None = None, tracks: Sequence[str] | None = None,
                   seed: int | None = None, env_factory: EnvFactory | None = None,
                   vec_env: str | None = None) -> VecEnv:
-    """``n_envs`` wrapped envs (default: the resolved config's) in a VecEnv with frame stacking.
+    """``n_envs`` cars (default: the config's) of ``cfg`` as a VecEnv with frame stacking.
 
-    Env ``i`` is built with ``seed + i``, so each samples its own track sequence and appearance.
+    ``vec_env`` overrides ``cfg.vec_env`` (see :data:`VEC_ENVS`). Car/env ``i`` is seeded
+    ``seed + i``, so each samples its own track sequence and appearance.
     """
-    rcfg = cfg.resolved()
-    n = int(n_envs if n_envs is not None else rcfg.n_envs or 1)
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecFrameStack
+
+    n = int(n_envs if n_envs is not None else cfg.n_envs or 1)
     base_seed = cfg.seed if seed is None else seed
-    kind = vec_env or cfg.vec_env
+    builtin = env_factory is None and default_env_factory() is _builtin_make_env()
+    kind = resolve_vec_env(vec_env or cfg.vec_env, cfg.sim, builtin)
+    venv: VecEnv
+    if kind == "batched":
+        venv = build_batched(cfg, n, tracks=tracks, seed=base_seed)
+    else:
+        def thunk(i: int) -> Callable[[], gym.Env]:
+            return lambda: build_env(cfg, tracks=tracks, seed=base_seed + i, env_factory=env_factory)
 
-    def thunk(i: int) -> Callable[[], gym.Env]:
-        return lambda: build_env(cfg, tracks=tracks, seed=base_seed + i, env_factory=env_factory)
-
-    fns = [thunk(i) for i in range(n)]
-    venv: VecEnv = SubprocVecEnv(fns, start_method="fork") if kind == "subproc" and n > 1 \
-        else DummyVecEnv(fns)
+        fns = [thunk(i) for i in range(n)]
+        venv = SubprocVecEnv(fns, start_method="fork") if kind == "subproc" and n > 1 else DummyVecEnv(fns)
+    log.info("%d %s env(s) on %s", n, kind, ", ".join(tracks if tracks is not None else cfg.tracks))
     if cfg.frame_stack > 1:
         venv = VecFrameStack(venv, cfg.frame_stack, channels_order="last")
     return venv
 
 
-def metrics_wrappers(venv: VecEnv) -> list[DrivingMetrics]:
-    """The DrivingMetrics wrapper of each env of a DummyVecEnv-based stack."""
+def _builtin_make_env() -> EnvFactory:
+    from donkeyrl.envs import make_env
+
+    return make_env
+
+
+def metrics_wrappers(venv: VecEnv) -> list[Any]:
+    """What records each car's episodes (``.episodes``): the DrivingMetrics wrapper of each env of
+    a DummyVecEnv-based stack, or the per-car recorders of a batched stack."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from donkeyrl.rl.vecwrappers import VecDrivingMetrics
+
     base = venv
     while hasattr(base, "venv"):
+        if isinstance(base, VecDrivingMetrics):
+            return list(base.recorders)
         base = base.venv
     if not isinstance(base, DummyVecEnv):
         raise TypeError("metrics are read from DummyVecEnv envs; evaluate with vec_env='dummy'")

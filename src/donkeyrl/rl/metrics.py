@@ -22,8 +22,8 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-
-from donkeyrl.rl.wrappers import MAX_PLAUSIBLE_SPEED, SIM_UNITS_PER_TELEMETRY_UNIT
+from donkeyrl.rl.wrappers import min_lap_time
+from donkeyrl.units import CONTROL_PERIOD_SEC, TELEMETRY_SCALE
 
 #: Telemetry units/s at which the pace term saturates (the embedded car's top speed is 5).
 REFERENCE_SPEED = 4.0
@@ -65,20 +65,23 @@ def driving_score(completion: float, mean_abs_cte: float, mean_speed: float, max
     return 100.0 * min(max(completion, 0.0), 1.0) * centring * (0.5 + 0.5 * pace)
 
 
-class DrivingMetrics(gym.Wrapper):
-    """Records :class:`EpisodeMetrics` for every finished episode in ``self.episodes``.
+class EpisodeRecorder:
+    """Accumulates one car's steps into :class:`EpisodeMetrics`; finished episodes in ``episodes``.
 
+    Shared by the per-env wrapper (:class:`DrivingMetrics`) and the batch wrapper
+    (:class:`donkeyrl.rl.vecwrappers.VecDrivingMetrics`, one recorder per car), so both record the
+    same numbers.
     ``min_lap_time``: laps faster than this (s) count as ``short_laps`` (a hacking signature).
     """
 
-    def __init__(self, env: gym.Env, max_cte: float, min_lap_time: float | None = None) -> None:
-        super().__init__(env)
+    def __init__(self, max_cte: float, min_lap_time: float | None = None) -> None:
         self.max_cte = float(max_cte)
         self.min_lap_time = min_lap_time
         self.episodes: list[EpisodeMetrics] = []
-        self._reset_accumulators({})
+        self.start({})
 
-    def _reset_accumulators(self, info: dict[str, Any]) -> None:
+    def start(self, info: dict[str, Any]) -> None:
+        """A new episode whose reset info is ``info``."""
         self._m = EpisodeMetrics(track=str(info.get("track", "")))
         self._start_progress = float(info.get("progress", 0.0))
         self._last_time = float(info.get("time", 0.0))
@@ -87,13 +90,8 @@ class DrivingMetrics(gym.Wrapper):
         self._was_off = False
         self._laps0 = int(info.get("lap_count", 0))
 
-    def reset(self, **kwargs: Any):
-        obs, info = self.env.reset(**kwargs)
-        self._reset_accumulators(info)
-        return obs, info
-
-    def step(self, action: Any):
-        obs, reward, terminated, truncated, info = self.env.step(action)
+    def add(self, reward: float, terminated: bool, truncated: bool, info: dict[str, Any]) -> None:
+        """One step's outcome; closes the episode when it ended."""
         m = self._m
         m.steps += 1
         m.reward += float(reward)
@@ -104,8 +102,8 @@ class DrivingMetrics(gym.Wrapper):
         m.max_abs_cte = max(m.max_abs_cte, cte)
         speed = float(info.get("speed", 0.0))
         self._speed_sum += speed
-        t = float(info.get("time", self._last_time + 0.05))
-        m.distance += speed * SIM_UNITS_PER_TELEMETRY_UNIT * max(t - self._last_time, 0.0)
+        t = float(info.get("time", self._last_time + CONTROL_PERIOD_SEC))
+        m.distance += speed * TELEMETRY_SCALE * max(t - self._last_time, 0.0)
         self._last_time = t
         steer = float(info.get("steering", np.nan))
         if math.isfinite(steer):
@@ -124,16 +122,13 @@ class DrivingMetrics(gym.Wrapper):
         if laps > m.laps:
             lap_time = float(info.get("last_lap_time", 0.0))
             m.lap_times.append(lap_time)
-            limit = self.min_lap_time if self.min_lap_time is not None else \
-                m.track_length / MAX_PLAUSIBLE_SPEED
-            if lap_time < limit:
+            if lap_time < min_lap_time(self.min_lap_time, m.track_length):
                 m.short_laps += 1
         m.laps = max(m.laps, laps)
         if terminated or truncated:
             m.end_reason = str(info.get("terminated_reason") or info.get("truncated_reason")
                                or ("terminated" if terminated else "truncated"))
             self._finish()
-        return obs, reward, terminated, truncated, info
 
     def _finish(self) -> None:
         m = self._m
@@ -145,6 +140,39 @@ class DrivingMetrics(gym.Wrapper):
         m.driving_score = driving_score(m.completion, m.mean_abs_cte, m.mean_speed, self.max_cte)
         self.episodes.append(m)
         self._m = EpisodeMetrics(track=m.track)
+
+
+class DrivingMetrics(gym.Wrapper):
+    """Records :class:`EpisodeMetrics` for every finished episode in ``self.episodes``.
+
+    ``min_lap_time``: laps faster than this (s) count as ``short_laps`` (a hacking signature).
+    """
+
+    def __init__(self, env: gym.Env, max_cte: float, min_lap_time: float | None = None) -> None:
+        super().__init__(env)
+        self.recorder = EpisodeRecorder(max_cte, min_lap_time)
+
+    @property
+    def episodes(self) -> list[EpisodeMetrics]:
+        return self.recorder.episodes
+
+    @property
+    def max_cte(self) -> float:
+        return self.recorder.max_cte
+
+    @property
+    def min_lap_time(self) -> float | None:
+        return self.recorder.min_lap_time
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        obs, info = self.env.reset(**kwargs)
+        self.recorder.start(info)
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.recorder.add(float(reward), terminated, truncated, info)
+        return obs, reward, terminated, truncated, info
 
 
 def hacking_reasons(episodes: list[EpisodeMetrics]) -> list[str]:

@@ -1,13 +1,22 @@
-"""Gymnasium wrappers that each change one thing: actions, rewards, guards, observations.
+"""Wrappers that each change one thing: actions, rewards, guards, observations; per env and per batch.
 
 Why separate small wrappers: the same stack must be rebuilt exactly for evaluation (see
 :func:`donkeyrl.rl.envbuild.build_env`), and each piece is tested on its own. All wrappers read only
 the documented info keys of ``donkeyrl.envs.make_env`` (``cte``, ``speed``, ``progress``,
-``track_length``, ``lap_count``, ``last_lap_time``, ``hit``...), so they work on the embedded and the
+``track_length``, ``lap_count``, ``last_lap_time``, ``hit``...), so they work on the built-in and the
 real simulator alike.
 
-Units: ``cte`` and ``progress`` are simulator units; ``speed`` is telemetry units/s (1 telemetry
-unit = 8 simulator units).
+Two forms of each: a Gymnasium wrapper around one env, here (evaluation, the per-env training path,
+any simulator), and a ``VecEnv`` wrapper around a batch of cars in :mod:`donkeyrl.rl.vecwrappers`
+(the batched training path over :class:`~donkeyrl.envs.vector.BatchedDonkeyEnv`). Both call the
+same array functions below
+(:func:`grid_actions`, :func:`clamp_actions`, :func:`limit_steering`, :func:`speed_reward`,
+:func:`progress_reward`, :func:`short_lap`), a gym wrapper with one car, so the two paths give the
+same numbers bit for bit (tests/rl/test_batched_training.py). This module imports neither torch
+nor Stable-Baselines3 (the trial config reads :data:`REWARD_MODES` from it).
+
+Units: ``cte`` and ``progress`` are simulator units; ``speed`` is telemetry units/s (see
+:mod:`donkeyrl.units`).
 """
 
 from __future__ import annotations
@@ -18,20 +27,122 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from PIL import Image
+from donkeyrl.units import CONTROL_PERIOD_SEC, MAX_PLAUSIBLE_SPEED, TELEMETRY_SCALE
 
 log = logging.getLogger(__name__)
 
-#: Simulator units per telemetry unit.
-SIM_UNITS_PER_TELEMETRY_UNIT = 8.0
-#: Fastest plausible car speed (simulator units/s): the embedded car tops out at 40 units/s and the
-#: real simulator's "real max speed" is about 30 telemetry units/s only on long straights; a lap
-#: faster than track_length / this speed is physically implausible.
-MAX_PLAUSIBLE_SPEED = 60.0
 REWARD_MODES = ("donkey", "speed", "progress")
+#: Largest progress (units) one step may add before it counts as a glitch: twice what the fastest
+#: plausible car drives in a control period.
+MAX_STEP_PROGRESS = MAX_PLAUSIBLE_SPEED * CONTROL_PERIOD_SEC * 2
+#: Minimum lap time (s) when neither min_lap_time nor the track length is known.
+FALLBACK_MIN_LAP_TIME = 3.0
 
 
-# ----------------------------------------------------------------------------- actions
+# ============================================================================= array functions
+# One row per car. A gym wrapper passes one row; a VecEnv wrapper the whole batch.
+
+
+def grid_steps(box: spaces.Box, n_steer: int, n_throttle: int) -> tuple[np.ndarray, np.ndarray]:
+    """(steering values, throttle values) of the discrete grid over a (steering, throttle) Box."""
+    if int(n_steer) != n_steer or n_steer < 2:
+        raise ValueError(f"n_steer must be an integer >= 2 (left, right), got {n_steer!r}")
+    if int(n_throttle) != n_throttle or n_throttle < 1:
+        raise ValueError(f"n_throttle must be an integer >= 1, got {n_throttle!r}")
+    if not isinstance(box, spaces.Box) or box.shape != (2,):
+        raise ValueError(f"the discrete grid needs a Box((2,)) action space, got {box}")
+    steer = np.linspace(box.low[0], box.high[0], int(n_steer))
+    if n_throttle == 1:
+        throttle = np.array([(box.low[1] + box.high[1]) / 2.0])
+    else:
+        throttle = np.linspace(box.low[1], box.high[1], int(n_throttle))
+    return steer, throttle
+
+
+def grid_actions(index: np.ndarray, steer_values: np.ndarray, throttle_values: np.ndarray) -> np.ndarray:
+    """Grid indices (n,) -> float32 (n, 2) (steering, throttle); steering-major layout."""
+    index = np.asarray(index).reshape(-1).astype(np.int64)
+    n_cells = len(steer_values) * len(throttle_values)
+    bad = (index < 0) | (index >= n_cells)
+    if bad.any():
+        raise ValueError(f"action index {int(index[bad][0])} outside [0, {n_cells})")
+    i_steer, i_throttle = np.divmod(index, len(throttle_values))
+    return np.stack([steer_values[i_steer], throttle_values[i_throttle]], axis=1).astype(np.float32)
+
+
+def clamp_actions(actions: np.ndarray, low: np.ndarray, high: np.ndarray, throttle_min: float,
+                  throttle_max: float) -> np.ndarray:
+    """float32 (n, 2) actions with steering in [low, high] and throttle in the clamp range."""
+    a = np.array(actions, dtype=np.float32).reshape(-1, 2)
+    a[:, 0] = np.clip(a[:, 0], low[0], high[0])
+    a[:, 1] = np.clip(a[:, 1], max(throttle_min, low[1]), min(throttle_max, high[1]))
+    return a
+
+
+def limit_steering(actions: np.ndarray, last: np.ndarray, max_step: float) -> np.ndarray:
+    """float32 (n, 2) actions whose steering moved at most ``max_step`` from ``last`` (n,).
+
+    Updates ``last`` in place to the steering applied.
+    """
+    a = np.array(actions, dtype=np.float32).reshape(-1, 2)
+    a[:, 0] = np.clip(a[:, 0], last - max_step, last + max_step)
+    last[:] = a[:, 0]
+    return a
+
+
+def centring(cte: np.ndarray, max_cte: float) -> np.ndarray:
+    """1 on the path, falling linearly to 0 at |cte| = max_cte (never negative)."""
+    return np.maximum(0.0, 1.0 - np.abs(cte) / max_cte)
+
+
+def speed_reward(speed: np.ndarray, cte: np.ndarray, terminated: np.ndarray, max_cte: float,
+                 crash_penalty: float) -> np.ndarray:
+    """``speed * centring``, ``-crash_penalty`` on termination (see :class:`SpeedReward`)."""
+    return np.where(terminated, -crash_penalty, speed * centring(cte, max_cte))
+
+
+def progress_reward(progress: np.ndarray, cte: np.ndarray, terminated: np.ndarray, last: np.ndarray,
+                    max_cte: float, crash_penalty: float, max_step_progress: float) -> np.ndarray:
+    """Net new progress (telemetry units) x centring, ``-crash_penalty`` on termination (see
+    :class:`ProgressReward`). Updates ``last`` (n,), the most progress seen, in place."""
+    delta = np.maximum(0.0, progress - last)
+    last[:] = np.maximum(last, progress)
+    jump = delta > max_step_progress
+    if jump.any():
+        log.debug("ignoring implausible progress jumps of %s units", delta[jump].tolist())
+        delta = np.where(jump, 0.0, delta)
+    return np.where(terminated, -crash_penalty, delta / TELEMETRY_SCALE * centring(cte, max_cte))
+
+
+def min_lap_time(min_lap: float | None, track_length: float | None) -> float:
+    """The shortest plausible lap (s): ``min_lap`` if given, else the track length at
+    MAX_PLAUSIBLE_SPEED (FALLBACK_MIN_LAP_TIME when the env reports no length)."""
+    if min_lap is not None:
+        return float(min_lap)
+    return float(track_length) / MAX_PLAUSIBLE_SPEED if track_length else FALLBACK_MIN_LAP_TIME
+
+
+def short_lap(info: dict[str, Any], laps_before: int, min_lap: float | None) -> bool:
+    """True when this step completed a lap faster than :func:`min_lap_time`."""
+    laps = int(info.get("lap_count", 0))
+    if laps <= laps_before:
+        return False
+    lap_time = float(info.get("last_lap_time", 0.0))
+    if lap_time < min_lap_time(min_lap, info.get("track_length")):
+        log.info("lap of %.2f s is implausibly short: terminating", lap_time)
+        return True
+    return False
+
+
+def check_reward(reward: Any, info: dict[str, Any]) -> float:
+    """The reward as a float; FloatingPointError when it is NaN or inf."""
+    value = float(reward)
+    if not np.isfinite(value):
+        raise FloatingPointError(f"non-finite reward {reward!r} (info: cte={info.get('cte')})")
+    return value
+
+
+# ============================================================================= one env (Gymnasium)
 
 
 class DiscretizedAction(gym.ActionWrapper):
@@ -46,29 +157,17 @@ class DiscretizedAction(gym.ActionWrapper):
 
     def __init__(self, env: gym.Env, n_steer: int, n_throttle: int) -> None:
         super().__init__(env)
-        if int(n_steer) != n_steer or n_steer < 2:
-            raise ValueError(f"n_steer must be an integer >= 2 (left, right), got {n_steer!r}")
-        if int(n_throttle) != n_throttle or n_throttle < 1:
-            raise ValueError(f"n_throttle must be an integer >= 1, got {n_throttle!r}")
         box = env.action_space
-        if not isinstance(box, spaces.Box) or box.shape != (2,):
+        if not isinstance(box, spaces.Box):
             raise ValueError(f"DiscretizedAction needs a Box((2,)) action space, got {box}")
+        self.steer_values, self.throttle_values = grid_steps(box, n_steer, n_throttle)
         self.n_steer, self.n_throttle = int(n_steer), int(n_throttle)
-        self.steer_values = np.linspace(box.low[0], box.high[0], self.n_steer)
-        if self.n_throttle == 1:
-            self.throttle_values = np.array([(box.low[1] + box.high[1]) / 2.0])
-        else:
-            self.throttle_values = np.linspace(box.low[1], box.high[1], self.n_throttle)
         self.action_space = spaces.Discrete(self.n_steer * self.n_throttle)
 
     def action(self, action: Any) -> np.ndarray:
         """Index -> float32 (steering, throttle)."""
-        index = int(np.asarray(action).reshape(-1)[0])
-        if not 0 <= index < self.action_space.n:
-            raise ValueError(f"action index {index} outside [0, {self.action_space.n})")
-        i_steer, i_throttle = divmod(index, self.n_throttle)
-        return np.array([self.steer_values[i_steer], self.throttle_values[i_throttle]],
-                        dtype=np.float32)
+        index = np.asarray(action).reshape(-1)[:1]
+        return grid_actions(index, self.steer_values, self.throttle_values)[0]
 
 
 class ThrottleClamp(gym.ActionWrapper):
@@ -84,13 +183,12 @@ class ThrottleClamp(gym.ActionWrapper):
         if not throttle_min <= throttle_max:
             raise ValueError(f"throttle_min {throttle_min} must be <= throttle_max {throttle_max}")
         self.throttle_min, self.throttle_max = float(throttle_min), float(throttle_max)
+        box = env.action_space
+        assert isinstance(box, spaces.Box)
+        self.low, self.high = box.low, box.high
 
     def action(self, action: Any) -> np.ndarray:
-        a = np.asarray(action, dtype=np.float32).reshape(-1).copy()
-        low, high = self.env.action_space.low, self.env.action_space.high
-        a[0] = np.clip(a[0], low[0], high[0])
-        a[1] = np.clip(a[1], max(self.throttle_min, low[1]), min(self.throttle_max, high[1]))
-        return a
+        return clamp_actions(action, self.low, self.high, self.throttle_min, self.throttle_max)[0]
 
 
 class SteeringRateLimit(gym.ActionWrapper):
@@ -106,26 +204,16 @@ class SteeringRateLimit(gym.ActionWrapper):
         if not 0.0 < max_delta <= 1.0:
             raise ValueError(f"steer_rate_limit must be in (0, 1] (fraction of the range), got {max_delta}")
         box = env.action_space
+        assert isinstance(box, spaces.Box)
         self.max_step = float(max_delta) * float(box.high[0] - box.low[0])
-        self._last = 0.0
+        self._last = np.zeros(1)
 
-    def reset(self, **kwargs: Any):
-        self._last = 0.0
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        self._last[:] = 0.0
         return self.env.reset(**kwargs)
 
     def action(self, action: Any) -> np.ndarray:
-        a = np.asarray(action, dtype=np.float32).reshape(-1).copy()
-        a[0] = np.clip(a[0], self._last - self.max_step, self._last + self.max_step)
-        self._last = float(a[0])
-        return a
-
-
-# ----------------------------------------------------------------------------- rewards
-
-
-def _centring(cte: float, max_cte: float) -> float:
-    """1 on the path, falling linearly to 0 at |cte| = max_cte (never negative)."""
-    return max(0.0, 1.0 - abs(float(cte)) / max_cte)
+        return limit_steering(action, self._last, self.max_step)[0]
 
 
 class SpeedReward(gym.Wrapper):
@@ -141,13 +229,11 @@ class SpeedReward(gym.Wrapper):
             raise ValueError(f"max_cte must be > 0, got {max_cte}")
         self.max_cte, self.crash_penalty = float(max_cte), float(crash_penalty)
 
-    def step(self, action: Any):
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         obs, _, terminated, truncated, info = self.env.step(action)
-        if terminated:
-            reward = -self.crash_penalty
-        else:
-            reward = float(info["speed"]) * _centring(info["cte"], self.max_cte)
-        return obs, reward, terminated, truncated, info
+        reward = speed_reward(np.array([float(info["speed"])]), np.array([float(info["cte"])]),
+                              np.array([terminated]), self.max_cte, self.crash_penalty)
+        return obs, float(reward[0]), terminated, truncated, info
 
 
 class ProgressReward(gym.Wrapper):
@@ -160,36 +246,29 @@ class ProgressReward(gym.Wrapper):
     driving backwards and forwards again, circling near the start, or oscillating sideways at the
     boundary earn nothing beyond the ground genuinely gained; re-crossing the start line does not
     reset it, so short "laps" earn nothing either. A per-step delta larger than a car can physically
-    travel (``MAX_PLAUSIBLE_SPEED``, e.g. a teleport glitch) is ignored rather than rewarded.
+    travel (``MAX_STEP_PROGRESS``, e.g. a teleport glitch) is ignored rather than rewarded.
     """
 
     def __init__(self, env: gym.Env, max_cte: float, crash_penalty: float = 1.0,
-                 max_step_progress: float = MAX_PLAUSIBLE_SPEED * 0.05 * 2) -> None:
+                 max_step_progress: float = MAX_STEP_PROGRESS) -> None:
         super().__init__(env)
         if max_cte <= 0:
             raise ValueError(f"max_cte must be > 0, got {max_cte}")
         self.max_cte, self.crash_penalty = float(max_cte), float(crash_penalty)
         self.max_step_progress = float(max_step_progress)
-        self._last_progress = 0.0
+        self._last = np.zeros(1)
 
-    def reset(self, **kwargs: Any):
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         obs, info = self.env.reset(**kwargs)
-        self._last_progress = float(info.get("progress", 0.0))
+        self._last[:] = float(info.get("progress", 0.0))
         return obs, info
 
-    def step(self, action: Any):
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         obs, _, terminated, truncated, info = self.env.step(action)
-        progress = float(info["progress"])
-        delta = max(0.0, progress - self._last_progress)
-        self._last_progress = max(self._last_progress, progress)
-        if delta > self.max_step_progress:
-            log.debug("ignoring implausible progress jump of %.1f units", delta)
-            delta = 0.0
-        if terminated:
-            reward = -self.crash_penalty
-        else:
-            reward = delta / SIM_UNITS_PER_TELEMETRY_UNIT * _centring(info["cte"], self.max_cte)
-        return obs, reward, terminated, truncated, info
+        reward = progress_reward(np.array([float(info["progress"])]), np.array([float(info["cte"])]),
+                                 np.array([terminated]), self._last, self.max_cte, self.crash_penalty,
+                                 self.max_step_progress)
+        return obs, float(reward[0]), terminated, truncated, info
 
 
 def wrap_reward(env: gym.Env, mode: str, max_cte: float, crash_penalty: float) -> gym.Env:
@@ -203,9 +282,6 @@ def wrap_reward(env: gym.Env, mode: str, max_cte: float, crash_penalty: float) -
     raise ValueError(f"unknown reward {mode!r}; valid: {', '.join(REWARD_MODES)}")
 
 
-# ----------------------------------------------------------------------------- guards
-
-
 class MinLapTimeGuard(gym.Wrapper):
     """Terminates the episode when a lap is completed implausibly fast (circling the start line).
 
@@ -214,69 +290,47 @@ class MinLapTimeGuard(gym.Wrapper):
     Sets ``info["terminated_reason"] = "short_lap"`` and gives ``-penalty``.
     """
 
-    def __init__(self, env: gym.Env, min_lap_time: float | None = None, penalty: float = 1.0,
-                 fallback_min_lap_time: float = 3.0) -> None:
+    def __init__(self, env: gym.Env, min_lap_time: float | None = None, penalty: float = 1.0) -> None:
         super().__init__(env)
         if min_lap_time is not None and min_lap_time < 0:
             raise ValueError(f"min_lap_time must be >= 0 or None, got {min_lap_time}")
         self.min_lap_time, self.penalty = min_lap_time, float(penalty)
-        self.fallback = float(fallback_min_lap_time)
         self._laps = 0
 
-    def threshold(self, info: dict[str, Any]) -> float:
-        """The minimum plausible lap time (s) for the current track."""
-        if self.min_lap_time is not None:
-            return float(self.min_lap_time)
-        length = info.get("track_length")
-        return float(length) / MAX_PLAUSIBLE_SPEED if length else self.fallback
-
-    def reset(self, **kwargs: Any):
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         obs, info = self.env.reset(**kwargs)
         self._laps = int(info.get("lap_count", 0))
         return obs, info
 
-    def step(self, action: Any):
+    def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)
-        laps = int(info.get("lap_count", 0))
-        if laps > self._laps:
-            lap_time = float(info.get("last_lap_time", 0.0))
-            if lap_time < self.threshold(info):
-                log.info("lap of %.2f s is implausibly short: terminating", lap_time)
-                info = dict(info, terminated_reason="short_lap")
-                terminated, reward = True, -self.penalty
-        self._laps = laps
+        if short_lap(info, self._laps, self.min_lap_time):
+            info = dict(info, terminated_reason="short_lap")
+            terminated, reward = True, -self.penalty
+        self._laps = int(info.get("lap_count", 0))
         return obs, reward, terminated, truncated, info
 
 
-# ----------------------------------------------------------------------------- observations
+class ScalarRewardCheck(gym.Wrapper):
+    """Raises on a non-finite reward so a broken reward fails loudly instead of training on NaN."""
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return obs, check_reward(reward, info), terminated, truncated, info
 
 
 def preprocess_image(image: np.ndarray, width: int, height: int, grey: bool,
                      crop_top: float) -> np.ndarray:
-    """Crop the top ``crop_top`` fraction of rows (sky), resize to height x width, optionally grey.
+    """Crop the top ``crop_top`` fraction of rows (sky), resize to height x width, optionally grey
+    (:func:`donkeyrl.envs.common.fit_image`). Mirrors what the built-in renderer draws directly
+    from ``CameraConfig(width, height, grey, crop_top)``."""
+    from donkeyrl.envs.common import fit_image  # lazy: keeps this module free of the simulator
 
-    Returns uint8 (height, width, 1 if grey else 3). Mirrors what the embedded renderer produces
-    directly from ``CameraConfig(width, height, grey, crop_top)``.
-    """
-    if not 0.0 <= crop_top < 1.0:
-        raise ValueError(f"crop_top must be in [0, 1), got {crop_top}")
-    rows = image.shape[0]
-    cropped = image[int(round(rows * crop_top)):]
-    if cropped.shape[-1] == 1:
-        cropped = cropped[..., 0]
-    pil = Image.fromarray(np.ascontiguousarray(cropped))
-    if grey and pil.mode != "L":
-        pil = pil.convert("L")
-    if pil.size != (width, height):
-        pil = pil.resize((width, height), Image.BILINEAR)
-    out = np.asarray(pil, dtype=np.uint8)
-    if out.ndim == 2:
-        out = out[..., None]
-    return out
+    return fit_image(image, width, height, grey, crop_top)
 
 
 class ImagePreprocess(gym.ObservationWrapper):
-    """Crop/resize/grey in numpy+pillow, for simulators that cannot render the small image."""
+    """Crop/resize/grey in numpy+pillow, for envs whose simulator cannot draw the small image."""
 
     def __init__(self, env: gym.Env, width: int, height: int, grey: bool, crop_top: float) -> None:
         super().__init__(env)
@@ -290,13 +344,3 @@ class ImagePreprocess(gym.ObservationWrapper):
 
     def observation(self, observation: np.ndarray) -> np.ndarray:
         return preprocess_image(observation, self.width, self.height, self.grey, self.crop_top)
-
-
-class ScalarRewardCheck(gym.Wrapper):
-    """Raises on a non-finite reward so a broken reward fails loudly instead of training on NaN."""
-
-    def step(self, action: Any):
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        if not np.isfinite(float(reward)):
-            raise FloatingPointError(f"non-finite reward {reward!r} (info: cte={info.get('cte')})")
-        return obs, float(reward), terminated, truncated, info
