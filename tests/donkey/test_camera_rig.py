@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 
 from donkeyrl.donkey import protocol as P
-from donkeyrl.donkey.camera_rig import (FISHEYE_SCALE, MAX_IMAGE_SIDE, CameraSettings, CameraView,
-                                        CarShape)
+from donkeyrl.donkey.camera_rig import (FISHEYE_SCALE, MAX_IMAGE_SIDE, ORIGIN_HEIGHT, CameraSettings,
+                                        CameraView, CarShape)
+from donkeyrl.sim.appearance import Appearance
 from donkeyrl.sim.camera import CameraConfig, Renderer
 from donkeyrl.sim.tracks import get_track
 
@@ -24,7 +26,12 @@ def track():
 def test_default_is_the_built_in_camera():
     c = CameraConfig()
     assert (DEFAULT.width, DEFAULT.height, DEFAULT.fov) == (c.width, c.height, c.fov_deg)
-    assert DEFAULT.offset == (0.0, c.cam_height, c.cam_forward) and DEFAULT.rotation[0] == c.pitch_deg
+    assert DEFAULT.offset == pytest.approx((0.0, c.cam_height - ORIGIN_HEIGHT, c.cam_forward))
+    assert DEFAULT.offset[1] == pytest.approx(1.12)  # the simulator's mount, above the car's origin
+    assert DEFAULT.rotation[0] == c.pitch_deg
+    x, z, yaw = get_track("generated_track").start_pose()
+    assert np.array_equal(CameraView(DEFAULT, get_track("generated_track")).frame(x, z, yaw),
+                          Renderer(get_track("generated_track")).render(x, z, yaw))  # exactly the built-in camera
     assert not DEFAULT.grey and not DEFAULT.remapped and DEFAULT.image_format == "JPEG"
 
 
@@ -89,13 +96,15 @@ def test_offset_x_and_yaw_move_the_rendered_camera(track):
     settings, _ = DEFAULT.apply(P.CamConfig(offset_x=0.8, offset_y=1.12, offset_z=0.55, rot_x=15,
                                             rot_y=20))
     x, z, yaw = track.start_pose()
-    got = CameraView(settings, track).frame(x, z, yaw)
-    # the same image from a level camera placed by hand: 0.8 right, 0.55 ahead, turned 20 degrees
+    look = dataclasses.replace(Appearance.for_scene(track.scene), shadow=0.0)  # the pose alone
+    got = CameraView(settings, track).frame(x, z, yaw, look)
+    # the same image from a camera placed by hand: 0.8 right, 0.55 ahead, turned 20 degrees right
     fx, fz = math.sin(yaw), math.cos(yaw)
     cx, cz = x + fx * 0.55 + fz * 0.8, z + fz * 0.55 - fx * 0.8
-    ref = Renderer(track, CameraConfig(cam_forward=0.0)).render(cx, cz, yaw + math.radians(20))
+    ref = Renderer(track, CameraConfig(cam_forward=0.0, cam_height=1.12 + ORIGIN_HEIGHT)).render(
+        cx, cz, yaw + math.radians(20), look)
     assert np.array_equal(got, ref)
-    assert not np.array_equal(got, CameraView(DEFAULT, track).frame(x, z, yaw))
+    assert not np.array_equal(got, CameraView(DEFAULT, track).frame(x, z, yaw, look))
 
 
 @pytest.mark.parametrize("size", [(160, 120), (96, 96)])

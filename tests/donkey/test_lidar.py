@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from donkeyrl.donkey import protocol as P
+from donkeyrl.donkey.camera_rig import ORIGIN_HEIGHT
 from donkeyrl.donkey.lidar import MAX_RAYS, LidarSettings, Obstacles, scan
 from donkeyrl.donkey.scene import track_obstacles
 from donkeyrl.sim.track import Track
@@ -44,11 +45,12 @@ def test_ray_layout_matches_the_simulator_and_gym_decoding():
     points = scan(s, 0.0, 0.0, 0.0, Obstacles())
     grid = gym_decode(points, 3.0, 4, -2.0)
     assert np.all(grid > 0)  # every downward ray hits the ground and lands in its own cell
-    assert grid[0] == pytest.approx(0.5 / math.sin(math.radians(20)), abs=1e-4)  # sent to 4 decimals
+    height = 0.5 + ORIGIN_HEIGHT  # the lidar's offset_y is above the car's origin
+    assert grid[0] == pytest.approx(height / math.sin(math.radians(20)), abs=1e-4)  # sent to 4 decimals
 
 
 def test_ground_only_within_max_range():
-    s = settings(degAngDown=1.0, maxRange=20.0)  # ground at 0.5 / sin(1 deg) = 28.6: too far
+    s = settings(degAngDown=1.0, maxRange=20.0)  # ground at >= 0.5 / sin(1 deg) = 28.6: too far
     assert scan(s, 0.0, 0.0, 0.0, Obstacles()) == []
     up = settings(degAngDown=-5.0)
     assert scan(up, 0.0, 0.0, 0.0, Obstacles()) == []
@@ -62,7 +64,7 @@ def test_wall_distance_and_direction_in_the_world_frame():
     assert by_rx[0.0] == pytest.approx(9.5)
     assert by_rx[60.0] == pytest.approx(9.5 / math.cos(math.radians(60)))
     assert 180.0 not in by_rx and 90.0 not in by_rx  # behind / parallel: nothing
-    low = scan(s, 10.0, 5.0, math.pi / 2, Obstacles(walls=wall(20, -50, 20, 50, h=0.3)))
+    low = scan(s, 10.0, 5.0, math.pi / 2, Obstacles(walls=wall(20, -50, 20, 50, h=0.45)))
     assert low == []  # the rays pass over a wall lower than the lidar
 
 
@@ -81,7 +83,8 @@ def test_barriers_of_a_track_are_walls():
     track = Track.from_waypoints("ring", np.stack([60 * np.sin(ang), 60 * np.cos(ang)], axis=1), 4.0,
                                  closed=True, barriers=True, barrier_margin=0.6)
     x, z, yaw = track.start_pose()
-    by_rx = {p["rx"]: p["d"] for p in scan(settings(), x, z, yaw, track_obstacles(track))}
+    low = settings(offset_x=0.0, offset_y=0.2, offset_z=0.5)  # well below the barriers' top
+    by_rx = {p["rx"]: p["d"] for p in scan(low, x, z, yaw, track_obstacles(track))}
     # straight left and right of the car the walls stand 4 + 0.6 from the path (a radius-60 bend
     # and the lidar's 0.5 forward offset change that by a few hundredths)
     assert by_rx[90.0] == pytest.approx(4.6, abs=0.05)

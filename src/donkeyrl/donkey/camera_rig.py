@@ -19,9 +19,11 @@ What ``cam_config`` does in the simulator (``CameraSensor.SetConfig`` and ``TcpC
       switched on with those strengths (and stays on).
 
 How they are rendered here (the built-in renderer draws a level camera at a pose):
-    - offset x / z and yaw (rot_y): exact, by moving the camera pose given to the renderer;
-    - height (offset y), pitch (rot_x), fov, size: exact, through the renderer's camera config;
-      a height of 0 or less (possible in Unity) is raised to MIN_CAM_HEIGHT (documented deviation);
+    - offset x / z and yaw (rot_y): exact, by moving the camera pose given to the renderer (the
+      car's shadow, drawn around that pose, moves with an x offset or a yaw: approximation);
+    - height (offset y, above the car's origin, which stands ORIGIN_HEIGHT above the road), pitch
+      (rot_x), fov, size: exact, through the renderer's camera config; a camera at or below the
+      road (possible in Unity) is raised to MIN_CAM_HEIGHT (documented deviation);
     - roll (rot_z): exact for a pinhole camera (a roll about the optical axis rotates the image):
       a frame with the same focal length, wide enough to hold the rotated image, is rendered and
       resampled bilinearly;
@@ -42,9 +44,16 @@ import numba as nb
 import numpy as np
 
 from donkeyrl.donkey.messages import CamConfig
+from donkeyrl.sim.appearance import Appearance
+from donkeyrl.sim.camera import CameraConfig, Renderer
 
 log = logging.getLogger(__name__)
 
+#: The simulator's camera mount in the car frame (protocol reference, section 6): 1.12 units above
+#: the car's origin, 0.55 ahead. Unity offsets are relative to the origin, the built-in renderer's
+#: camera height to the road: the difference is the height of the car's origin above the road.
+UNITY_CAMERA_Y = 1.12
+ORIGIN_HEIGHT = max(0.0, CameraConfig().cam_height - UNITY_CAMERA_Y)
 #: Largest camera image a client may request (pixels per side); bounds the rendering cost.
 MAX_IMAGE_SIDE = 1024
 #: Lowest camera height the renderer can draw (units); Unity allows the camera at or below ground.
@@ -75,7 +84,7 @@ class CameraSettings:
     encoding: str = "JPG"
     #: Vertical field of view (degrees).
     fov: float = 90.0
-    #: Position in the car frame (units): x right, y up (above the ground), z forward.
+    #: Position in the car frame (units): x right, y up (above the car's origin), z forward.
     offset: tuple[float, float, float] = (0.0, 1.12, 0.55)
     #: Unity Euler angles (degrees): x = pitch down, y = yaw right, z = roll (top to the left).
     rotation: tuple[float, float, float] = (15.0, 0.0, 0.0)
@@ -85,11 +94,10 @@ class CameraSettings:
     @classmethod
     def default(cls) -> CameraSettings:
         """The built-in simulator's default camera (the DonkeyCar camera, see sim/camera.py)."""
-        from donkeyrl.sim.camera import CameraConfig
-
         c = CameraConfig()
         return cls(width=c.width, height=c.height, depth=1 if c.grey else 3, fov=c.fov_deg,
-                   offset=(0.0, c.cam_height, c.cam_forward), rotation=(c.pitch_deg, 0.0, 0.0))
+                   offset=(0.0, c.cam_height - ORIGIN_HEIGHT, c.cam_forward),
+                   rotation=(c.pitch_deg, 0.0, 0.0))
 
     @property
     def grey(self) -> bool:
@@ -181,8 +189,6 @@ class CameraView:
     """
 
     def __init__(self, settings: CameraSettings, track: object) -> None:
-        from donkeyrl.sim.camera import CameraConfig, Renderer
-
         self.settings = s = settings
         roll = math.radians(_wrap(s.rotation[2]))
         tan_v = math.tan(math.radians(s.fov) / 2)
@@ -197,7 +203,8 @@ class CameraView:
         h = min(4096, max(1, math.ceil(s.height * wide_v / tan_v - 1e-9)))
         self.config = CameraConfig(
             width=w, height=h, grey=False, crop_top=0.0, fov_deg=math.degrees(2 * math.atan(wide_v)),
-            cam_height=max(MIN_CAM_HEIGHT, s.offset[1]), cam_forward=0.0, pitch_deg=s.rotation[0],
+            cam_height=max(MIN_CAM_HEIGHT, s.offset[1] + ORIGIN_HEIGHT), cam_forward=s.offset[2],
+            pitch_deg=s.rotation[0],
             aspect=wide_h / wide_v)
         self.renderer = Renderer(track, self.config)  # type: ignore[arg-type]
 
@@ -206,19 +213,31 @@ class CameraView:
         self.renderer.set_track(track)  # type: ignore[arg-type]
 
     def pose(self, x: float, z: float, yaw: float) -> tuple[float, float, float]:
-        """Ground position and heading of the camera on a car at (x, z, yaw): the offset is in
-        the car frame, yaw (rot_y) turns right."""
+        """The pose to give the renderer for a car at (x, z, yaw). The renderer puts its camera
+        ``offset_z`` ahead of the pose along the pose's heading; the camera must end up at the
+        car-frame offset (x right, z forward) and turned by rot_y (to the right): so the pose is
+        the camera position moved back along the camera's heading. With no x offset and no yaw
+        this is the car's own pose (and the car's shadow is exact); otherwise the shadow, drawn
+        around the pose, moves with the camera (a small, documented approximation)."""
         ox, _, oz = self.settings.offset
         fx, fz = math.sin(yaw), math.cos(yaw)
-        return (x + fx * oz + fz * ox, z + fz * oz - fx * ox,
-                yaw + math.radians(self.settings.rotation[1]))
+        cyaw = yaw + math.radians(self.settings.rotation[1])
+        cx, cz = x + fx * oz + fz * ox, z + fz * oz - fx * ox
+        return cx - math.sin(cyaw) * oz, cz - math.cos(cyaw) * oz, cyaw
+
+    def camera_position(self, x: float, z: float, yaw: float) -> tuple[float, float]:
+        """Ground position of the camera on a car at (x, z, yaw)."""
+        px, pz, cyaw = self.pose(x, z, yaw)
+        oz = self.settings.offset[2]
+        return px + math.sin(cyaw) * oz, pz + math.cos(cyaw) * oz
 
     def frame(self, x: float, z: float, yaw: float, appearance: object | None = None,
               cars: tuple[CarShape, ...] = ()) -> np.ndarray:
         """The camera image (H, W, 3) uint8 of a car at (x, z, yaw), other ``cars`` drawn in."""
-        cx, cz, cyaw = self.pose(x, z, yaw)
-        img = self.renderer.render(cx, cz, cyaw, appearance)  # type: ignore[arg-type]
+        px, pz, cyaw = self.pose(x, z, yaw)
+        img = self.renderer.render(px, pz, cyaw, appearance)  # type: ignore[arg-type]
         if cars:
+            cx, cz = self.camera_position(x, z, yaw)
             img = self._draw_cars(img, cx, cz, cyaw, cars, appearance)
         if self.settings.remapped:
             img = self._remap(img)
@@ -288,8 +307,12 @@ class CameraView:
         from PIL import Image, ImageDraw
 
         cfg = self.config
-        cam_h = cfg.cam_height + float(getattr(appearance, "cam_height_delta", 0.0) or 0.0)
-        pitch = math.radians(cfg.pitch_deg + float(getattr(appearance, "pitch_delta_deg", 0.0) or 0.0))
+        if isinstance(appearance, Appearance):  # the look's camera mounting jitter
+            cam_h = cfg.cam_height + appearance.cam_height_delta
+            pitch = math.radians(cfg.pitch_deg + appearance.pitch_delta_deg)
+            cyaw += math.radians(appearance.yaw_delta_deg)
+        else:
+            cam_h, pitch = cfg.cam_height, math.radians(cfg.pitch_deg)
         sp, cp = math.sin(pitch), math.cos(pitch)
         fx, fz = math.sin(cyaw), math.cos(cyaw)
         wide_h, wide_v = self._wide

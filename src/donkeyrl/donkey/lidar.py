@@ -33,6 +33,7 @@ from functools import cached_property
 import numba as nb
 import numpy as np
 
+from donkeyrl.donkey.camera_rig import ORIGIN_HEIGHT
 from donkeyrl.donkey.messages import LidarConfig
 
 #: Most rays per scan (e.g. 1-degree sweeps on 50 levels): bounds the cost of one telemetry frame.
@@ -50,7 +51,8 @@ class LidarSettings:
     deg_ang_delta: float = -1.0
     num_sweep_levels: int = 1
     max_range: float = 50.0
-    #: Position in the car frame (units): x right, y up, z forward.
+    #: Position in the car frame (units): x right, y up (above the car's origin, which stands
+    #: ORIGIN_HEIGHT above the road), z forward.
     offset: tuple[float, float, float] = (0.0, 0.5, 0.5)
     #: Pitch of the lidar, degrees down.
     rot_x: float = 0.0
@@ -121,7 +123,7 @@ def scan(settings: LidarSettings, x: float, z: float, yaw: float, obstacles: Obs
         return []
     fx, fz = math.sin(yaw), math.cos(yaw)
     ox, oy, oz = settings.offset
-    origin = np.array([x + fx * oz + fz * ox, oy, z + fz * oz - fx * ox])
+    origin = np.array([x + fx * oz + fz * ox, oy + ORIGIN_HEIGHT, z + fz * oz - fx * ox])
     # car frame (right, up, forward) -> world (x, y, z)
     dirs = np.empty_like(dirs_car)
     dirs[:, 0] = dirs_car[:, 0] * fz + dirs_car[:, 2] * fx

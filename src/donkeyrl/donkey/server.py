@@ -295,10 +295,20 @@ class Session:
         self.scene_time = 0.0
         self.controls = (0.0, 0.0, 1.0)
         self.anchor = self.car.pose[:2]
-        self.last_moved = time.monotonic()
         self._new_look()
+        self._prepare_views(self.world.track)
+        self.last_moved = time.monotonic()
         log.info("client %s: car %s loaded in %r", self.peer, self.car.name, name)
         self.send(P.CarLoaded())
+
+    def _prepare_views(self, track: Track) -> None:
+        """Build the cameras for ``track`` and draw one frame, so that loading costs (the track's
+        raster, compiling the renderer the first time) fall in the load, not in a step's answer."""
+        for i in (0, 1):
+            view = self._view(i, track)
+            if view is not None:
+                view.frame(*track.start_pose(), self.appearance)
+        self.view_track = track
 
     def leave_world(self) -> None:
         """Take the car out of its world (exit_scene, disconnect)."""
@@ -406,6 +416,7 @@ class Session:
         track = regenerated_road(seed, int(msg.road_style), world.turn_increment)
         world.set_track(track, seed)
         self._after_reset()
+        self._prepare_views(track)
         log.info("client %s: road regenerated (seed %d, style %d)", self.peer, seed, msg.road_style)
 
     def on_node_position(self, msg: P.NodePositionRequest) -> None:
