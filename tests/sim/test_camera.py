@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -9,9 +11,9 @@ from PIL import Image
 from donkeyrl.sim.appearance import Appearance, pack
 from donkeyrl.sim.camera import CameraConfig, Renderer
 from donkeyrl.sim.raster import FAR, get_raster
-from donkeyrl.sim.track import Track
+from donkeyrl.sim.track import Track, Wall
 
-FLAT = Appearance(noise=0.0)  # no texture noise: every surface has exactly one colour
+FLAT = Appearance(noise=0.0, shadow=0.0)  # no texture noise or shadow: every surface has one colour
 
 
 def bend_track(sign: float, half_width: float = 4.0, **kwargs: object) -> Track:
@@ -112,7 +114,7 @@ def test_road_under_the_car_and_ground_off_road(right: Track) -> None:
     on = r.render(1.0, 5.0, 0.0)          # on the road, right of the centre line
     patch = on[-10:, 70:90]
     assert mask_of(patch, colour(FLAT, "road")).mean() > 0.95
-    off = r.render(30.0, 5.0, 0.0)        # 26 units right of the road edge, facing along it
+    off = r.render(30.0, 5.0, np.pi)      # 26 units right of the road edge, facing away from it
     assert mask_of(off[-20:, :], colour(FLAT, "ground")).mean() > 0.95
     assert not mask_of(off, colour(FLAT, "road")).any()
 
@@ -124,9 +126,9 @@ def test_road_under_the_car_with_default_texture(right: Track) -> None:
 
 
 def test_lines_are_painted(right: Track) -> None:
-    img = Renderer(right, CameraConfig(), FLAT).render(0.0, 4.0, 0.0)   # on the path = centre line (a dash at s 4..6)
+    img = Renderer(right, CameraConfig(), FLAT).render(0.0, 4.0, 0.0)   # on the path = the centre line here
     assert mask_of(img, colour(FLAT, "edge_line")).sum() > 50
-    assert mask_of(img[-20:, 70:90], colour(FLAT, "centre_line")).mean() > 0.5
+    assert mask_of(img[-20:, 70:90], colour(FLAT, "centre_line")).mean() > 0.3
 
 
 @pytest.mark.parametrize("row", [50, 56, 64])
@@ -137,7 +139,7 @@ def test_projection_matches_pinhole_geometry(row: int) -> None:
     img = Renderer(straight, CameraConfig(), FLAT).render(0.0, 20.0, 0.0)
     p, tan_v, tan_h = np.radians(15.0), 1.0, 4 / 3
     yu = tan_v * (1 - 2 * (row + 0.5) / 120)
-    t = 1.12 / -(yu * np.cos(p) - np.sin(p))
+    t = CameraConfig().cam_height / -(yu * np.cos(p) - np.sin(p))
     cols = np.arange(160)
     lateral = t * tan_h * (2 * (cols + 0.5) / 160 - 1)
     expected = int(np.argmax(lateral > 4.0))
@@ -177,13 +179,94 @@ def test_car_right_of_path_sees_right_edge_close(right: Track) -> None:
     assert ground_cols.size and ground_cols.min() > 80
 
 
-def test_barriers_are_drawn_beyond_the_edge() -> None:
+def test_barriers_stand_as_walls_beyond_the_edge() -> None:
+    """Barriers are walls the camera sees: their pixels rise from the ground beyond the edge,
+    above where the flat ground would be; hidden with ``walls=False``."""
     track = bend_track(+1.0, barriers=True)
-    app = FLAT
-    img = Renderer(track, CameraConfig(), app).render(2.5, 5.0, 0.0)
-    assert mask_of(img, colour(app, "barrier_a")).sum() > 20
-    no_bar = Renderer(bend_track(+1.0), CameraConfig(), app).render(2.5, 5.0, 0.0)
-    assert mask_of(no_bar, colour(app, "barrier_a")).sum() == 0
+    img = Renderer(track, CameraConfig(), FLAT).render(2.5, 5.0, 0.0)
+    wall = mask_of(img, colour(FLAT, "wall")) | mask_of(img, colour(FLAT, "wall_stripe"))
+    assert wall.sum() > 200
+    rows = np.nonzero(wall.any(axis=1))[0]
+    assert rows.min() < 60 < rows.max()            # a vertical object spanning many rows
+    assert wall[:, 100:].sum() > wall[:, :60].sum()  # the right barrier is nearer
+    no_bar = Renderer(bend_track(+1.0), CameraConfig(), FLAT).render(2.5, 5.0, 0.0)
+    assert mask_of(no_bar, colour(FLAT, "wall")).sum() == 0
+    hidden = Renderer(track, CameraConfig(), replace(FLAT, walls=False)).render(2.5, 5.0, 0.0)
+    assert mask_of(hidden, colour(FLAT, "wall")).sum() == 0
+
+
+def test_a_tall_wall_hides_the_sky_and_the_ground_behind_it() -> None:
+    z = np.arange(0.0, 201.0, 10.0)
+    track = Track.from_waypoints("walled", np.stack([np.zeros_like(z), z], axis=1), 3.0, closed=False,
+                                 walls=(Wall("right", "right", 0.5, 4.0),))
+    img = Renderer(track, CameraConfig(), FLAT).render(0.0, 10.0, 0.0)
+    wall = mask_of(img, colour(FLAT, "wall"))
+    assert wall[:30, 150:].mean() > 0.9             # above the horizon on the right: the wall
+    assert wall[:, :70].sum() == 0                  # nothing on the left
+    # the foot of the wall is where the ground 3.5 units to the right meets it (pinhole geometry)
+    row = 70
+    p, tan_v, tan_h = np.radians(15.0), 1.0, 4 / 3
+    yu = tan_v * (1 - 2 * (row + 0.5) / 120)
+    tt = CameraConfig().cam_height / -(yu * np.cos(p) - np.sin(p))
+    expected = int(np.ceil((3.5 / (tt * tan_h) + 1) * 80 - 0.5))
+    first = int(np.nonzero(wall[row])[0].min())
+    assert abs(first - expected) <= 1
+
+
+def test_cones_are_drawn_and_hidden_behind_walls() -> None:
+    z = np.arange(0.0, 201.0, 10.0)
+    wp = np.stack([np.zeros_like(z), z], axis=1)
+    cone = [(0.0, 15.0, 0.4, 1.3)]
+    track = Track.from_waypoints("coned", wp, 3.0, closed=False, cones=cone)
+    img = Renderer(track, CameraConfig(), FLAT).render(0.0, 5.0, 0.0)
+    orange = mask_of(img, colour(FLAT, "cone"))
+    cols = np.nonzero(orange.any(axis=0))[0]
+    assert orange.sum() > 10 and abs(cols.mean() - 80) < 3     # straight ahead
+    assert mask_of(img, colour(FLAT, "cone_stripe")).sum() > 0
+    behind = Track.from_waypoints("behind", wp, 3.0, closed=False, cones=[(6.0, 15.0, 0.4, 1.3)],
+                                  walls=(Wall("right", "right", 0.5, 3.0),))
+    img = Renderer(behind, CameraConfig(), FLAT).render(0.0, 5.0, 0.0)
+    assert mask_of(img, colour(FLAT, "cone")).sum() == 0
+
+
+def test_start_line_and_shadow() -> None:
+    z = np.arange(0.0, 201.0, 10.0)
+    wp = np.stack([np.zeros_like(z), z], axis=1)
+    track = Track.from_waypoints("start", wp, 3.0, closed=False, start_line="checkered", start_line_s=8.0)
+    img = Renderer(track, CameraConfig(), FLAT).render(0.0, 4.0, 0.0)
+    a, b = mask_of(img, colour(FLAT, "start_a")), mask_of(img, colour(FLAT, "start_b"))
+    assert a.sum() > 50 and b.sum() > 50
+    assert not (a | b)[:, :20].any() and not (a | b)[:, 140:].any()  # only on the road
+    shaded = Renderer(track, CameraConfig(), replace(FLAT, shadow=0.5)).render(0.0, 20.0, 0.0)
+    plain = Renderer(track, CameraConfig(), FLAT).render(0.0, 20.0, 0.0)
+    dark = shaded.astype(int).sum(axis=2) < plain.astype(int).sum(axis=2)
+    assert dark[100:].sum() > 20 and not dark[:90].any()
+
+
+def test_tracks_use_their_scene_look_by_default() -> None:
+    from donkeyrl.sim.tracks import get_track
+
+    mt, gt = get_track("mountain_track"), get_track("generated_track")
+    assert Renderer(mt).appearance == Appearance.for_scene("mountain_track") != Appearance.for_scene("generated_track")
+    img = Renderer(mt).render(50.122, 51.181, np.pi)
+    assert img[90:].mean() > 150                      # light concrete
+    assert Renderer(gt).render(49.69, 47.838, 0.0)[90:].mean() < 150
+
+
+def test_one_batch_renders_cars_on_different_tracks() -> None:
+    from donkeyrl.sim.tracks import get_track
+
+    tracks = [get_track(n) for n in ("generated_track", "mountain_track", "generated_track", "oval")]
+    poses = np.array([t.points[10] for t in tracks])
+    yaws = np.array([np.arctan2(*t.tangents[10]) for t in tracks])
+    r = Renderer(tracks[0])
+    batch = r.render_batch(poses[:, 0], poses[:, 1], yaws, tracks=tracks)
+    for i, t in enumerate(tracks):
+        single = Renderer(t).render(poses[i, 0], poses[i, 1], yaws[i])
+        assert np.array_equal(batch[i], single), t.name
+    assert len(r.atlas) == 3
+    with pytest.raises(ValueError, match="one track per car"):
+        r.render_batch(poses[:, 0], poses[:, 1], yaws, tracks=tracks[:2])
 
 
 def test_open_road_ends(right: Track) -> None:
@@ -254,5 +337,21 @@ def test_bad_render_input(right: Track) -> None:
 
 
 def test_pack_tables_have_expected_shapes() -> None:
+    from donkeyrl.sim.appearance import N_CLASSES, N_LEVELS, N_PARAMS
+
     lut, prm = pack(Appearance.random(3), False)
-    assert lut.shape == (6, 16, 3) and lut.dtype == np.uint8 and prm.ndim == 1
+    assert lut.shape == (N_CLASSES, N_LEVELS, 3) and lut.dtype == np.uint8 and prm.shape == (N_PARAMS,)
+
+
+def test_random_looks_span_the_scene_looks_and_beyond() -> None:
+    from donkeyrl.sim.appearance import SCENE_LOOKS
+
+    draws = [Appearance.random(s) for s in range(300)]
+    lum = [np.dot(a.road, (0.299, 0.587, 0.114)) for a in draws]
+    real = [np.dot(a.road, (0.299, 0.587, 0.114)) for a in SCENE_LOOKS.values()]
+    assert min(lum) < min(real) and max(lum) > max(real)
+    assert {a.dash_mode for a in draws} == {"track", "solid", "dashed"}
+    assert any(not a.walls for a in draws) and any(a.walls for a in draws)
+    assert min(a.shadow for a in draws) < 0.05 and max(a.shadow for a in draws) > 0.6
+    assert min(a.line_width_scale for a in draws) < 0.7 and max(a.line_width_scale for a in draws) > 1.7
+    assert max(abs(a.yaw_delta_deg) for a in draws) > 1.5 and max(abs(a.cam_height_delta) for a in draws) > 0.1

@@ -358,6 +358,7 @@ def test_cli_tracks_plot(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     from PIL import Image
 
     out = tmp_path / "img" / "tracks.png"
+    out.parent.mkdir()
     assert main(["tracks", "--split", "heldout", "--json", "--plot", str(out)]) == 0
     capsys.readouterr()
     with Image.open(out) as img:

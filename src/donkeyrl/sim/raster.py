@@ -1,22 +1,28 @@
-"""Precomputed track geometry for the camera: a world-space grid of (lateral offset, arc length).
+"""Precomputed track geometry for the camera: a world-space grid of (lateral offset, arc length)
+and the lateral zones of the road (paint, shoulders, ground, what lies beyond a wall).
 
-Why: the renderer must classify ~12,000 ground points per frame (road, line, grass, kerb) in about
-100 microseconds. Projecting each point onto the path exactly costs far too much, so once per track
-we sample the exact projection on a regular grid of nodes and the renderer interpolates it
-bilinearly. The lateral offset is a smooth (almost linear) function of position near the road, so
-bilinear interpolation keeps road edges sharp at any image resolution; only the thresholds (edge
-positions) are applied per pixel, exactly.
+Why: the renderer must classify ~12,000 ground points per frame in about 100 microseconds.
+Projecting each point onto the path exactly costs far too much, so once per track we sample the
+exact projection on a regular grid of nodes and the renderer interpolates it bilinearly. The
+lateral offset is a smooth (almost linear) function of position near the road, so bilinear
+interpolation keeps road edges sharp at any image resolution; only the thresholds (zone
+boundaries) are applied per pixel, exactly.
 
-Notation (grid of nz x nx nodes, spacing ``h`` units, node (j, i) at (ox + i h, oz + j h)):
-    data    (nz, nx, 2) float32   [lateral offset (positive = right of path), arc length s]
-                                  nodes further than ``band`` from the path hold (FAR, -1)
-    left, right, centre  (ntab,)  road edges / centre line on a uniform arc-length table
-                                  (spacing ``dtab``), looked up by the interpolated s
+Notation (grid of nz x nx nodes, spacing ``h`` units, node (j, i) at (ox + i h, oz + j h);
+nb zone boundaries on a uniform arc-length table of ntab samples, spacing ``dtab``):
+    data       (nz, nx, 2) float32  [lateral offset (positive = right of path), arc length s]
+                                    nodes further than ``band`` from the path hold (FAR, -1)
+    bound      (nb, ntab) float32   lateral position of each boundary (a marking's centre for
+                                    the two boundaries of a painted line)
+    bound_hw   (nb,)                half-width of the line a boundary belongs to (0 for road
+                                    edges and walls), signed: -hw for its left side, +hw right
+    tangent    (2, ntab) float32    path direction (x, z) by arc length (not normalised between samples)
+    zone_*     (nb + 1,)            per zone (left of boundary 0, between 0 and 1, ...): surface
+                                    class, dash length and period, flags (see ZF_*)
 
 Where the nearest path point jumps (the medial axis between two parts of the road, the centre of a
 tight bend, the ends of an open road), interpolating across the jump would invent road; the
-renderer detects a jump of s between the four nodes and then uses the nearest node instead. The
-track validation keeps such places well away from the painted road.
+renderer detects a jump of s between the four nodes and then uses the nearest node instead.
 
 Memory: the grid spacing grows with the track's bounding box so that a grid never exceeds
 ``MAX_CELLS`` nodes (16 MB); a 2,800-unit track gets about 0.6-unit cells, a small loop 0.25.
@@ -33,6 +39,7 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
+from donkeyrl.sim import appearance as ap
 from donkeyrl.sim.track import Track
 
 log = logging.getLogger(__name__)
@@ -43,12 +50,17 @@ FAR = 1.0e4
 MIN_CELL = 0.25
 #: Largest number of grid nodes; larger tracks get coarser cells instead of more memory.
 MAX_CELLS = 2_000_000
-#: Spacing of the arc-length tables of road edges (units).
+#: Spacing of the arc-length tables (units).
 TABLE_DS = 0.25
 #: Extra distance (units) beyond the furthest drawn feature that the grid still covers.
 BAND_PAD = 3.0
-#: Width (units) of the kerb/barrier band drawn beyond the barrier margin.
-BARRIER_BAND = 0.8
+#: Zone flags (bits of ``zone_flags``): between the road edges; a centre-kind marking (for the
+#: look's dash mode); ground beyond the left / right wall.
+ZF_SURFACE, ZF_CENTRE, ZF_BEYOND_L, ZF_BEYOND_R = 1, 2, 4, 8
+#: Wall styles in the kernels (index of ``track.WALL_STYLES``) and "no wall".
+NO_WALL = -1
+#: Start-line decals in the kernels (index of ``track.START_LINES``) and their depth along s (units).
+START_DEPTH = (0.0, 1.2, 0.6)
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,21 +71,32 @@ class TrackRaster:
     ox: float
     oz: float
     h: float
-    left: np.ndarray
-    right: np.ndarray
-    centre: np.ndarray
     dtab: float
     length: float
     closed: bool
-    barriers: bool
-    barrier_margin: float
     #: Largest s difference between neighbouring nodes still treated as continuous road.
     s_jump: float
+    bound: np.ndarray
+    bound_hw: np.ndarray
+    tangent: np.ndarray
+    zone_class: np.ndarray
+    zone_dash: np.ndarray
+    zone_period: np.ndarray
+    zone_flags: np.ndarray
+    #: Per side (left, right): wall style index (NO_WALL if none), height, fence height.
+    wall_style: np.ndarray
+    wall_height: np.ndarray
+    wall_fence: np.ndarray
+    #: Boundary index of each side's wall face (-1 if none).
+    wall_bound: np.ndarray
+    cones: np.ndarray
+    start_line: int
+    start_line_s: float
 
     @property
     def nbytes(self) -> int:
         """Memory held by the arrays (bytes)."""
-        return int(self.data.nbytes + self.left.nbytes + self.right.nbytes + self.centre.nbytes)
+        return int(self.data.nbytes + self.bound.nbytes + self.tangent.nbytes)
 
     def lookup(self, x: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Interpolated (lateral, s) at world points, as the renderer sees them (for tests/tools).
@@ -103,10 +126,25 @@ def get_raster(track: Track) -> TrackRaster:
     return raster
 
 
+def _visible_walls(track: Track) -> dict[str, tuple[np.ndarray, object]]:
+    """The innermost wall on each side: side -> (lateral position (N,), Wall)."""
+    out: dict[str, tuple[np.ndarray, object]] = {}
+    for w in track.all_walls:
+        lat = track.wall_lateral(w)
+        cur = out.get(w.side)
+        inner = cur is None or (np.mean(lat) > np.mean(cur[0])) == (w.side == "left")
+        if inner:
+            out[w.side] = (lat, w)
+    return out
+
+
 def build_raster(track: Track, min_cell: float = MIN_CELL, max_cells: int = MAX_CELLS) -> TrackRaster:
-    """Sample the exact path projection of ``track`` on a grid (see the module docstring)."""
+    """Sample the exact path projection of ``track`` on a grid and build its zone tables."""
+    walls = _visible_walls(track)
     reach = float(max(np.max(-track.lat_left), np.max(track.lat_right)))
-    drawn = reach + (track.barrier_margin + BARRIER_BAND if track.barriers else 0.0)
+    for lat, _ in walls.values():
+        reach = max(reach, float(np.max(np.abs(lat))))
+    drawn = reach
     pts = track.points
     lo = pts.min(axis=0) - drawn - BAND_PAD
     hi = pts.max(axis=0) + drawn + BAND_PAD
@@ -120,30 +158,90 @@ def build_raster(track: Track, min_cell: float = MIN_CELL, max_cells: int = MAX_
     data[:, :, 1] = -1.0
     best = np.full((nz, nx), np.inf)
     _rasterize(pts, track.s, track.length, track.closed, float(lo[0]), float(lo[1]), h, band, data, best)
-    left, right, centre = _edge_tables(track)
-    raster = TrackRaster(data=data, ox=float(lo[0]), oz=float(lo[1]), h=h, left=left, right=right,
-                         centre=centre, dtab=TABLE_DS, length=float(track.length), closed=track.closed,
-                         barriers=bool(track.barriers), barrier_margin=float(track.barrier_margin),
-                         s_jump=1.0 + 8.0 * h)
+    zones = _zone_tables(track, walls)
+    raster = TrackRaster(data=data, ox=float(lo[0]), oz=float(lo[1]), h=h, dtab=TABLE_DS,
+                         length=float(track.length), closed=track.closed, s_jump=1.0 + 8.0 * h, **zones)
     log.debug("raster for %s: %dx%d nodes, cell %.2f, %.1f MB", track.name, nx, nz, h, raster.nbytes / 1e6)
     return raster
 
 
-def _edge_tables(track: Track) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Road edges and centre line resampled on a uniform arc-length table (float32)."""
+def _table(track: Track, arr: np.ndarray) -> np.ndarray:
+    """A per-sample array resampled on the uniform arc-length table (float32)."""
     end = track.length if track.closed else float(track.s[-1])
-    ntab = int(math.ceil(end / TABLE_DS)) + 2
-    q = np.arange(ntab) * TABLE_DS
-    s = track.s
-    tables = []
-    for arr in (track.lat_left, track.lat_right, track.centre_lat):
-        if track.closed:
-            ss = np.concatenate([s, [track.length]])
-            aa = np.concatenate([arr, arr[:1]])
-            tables.append(np.interp(np.mod(q, track.length), ss, aa).astype(np.float32))
-        else:
-            tables.append(np.interp(q, s, arr).astype(np.float32))
-    return tables[0], tables[1], tables[2]
+    q = np.arange(int(math.ceil(end / TABLE_DS)) + 2) * TABLE_DS
+    if track.closed:
+        return np.interp(np.mod(q, track.length), np.append(track.s, track.length),
+                         np.append(arr, arr[:1])).astype(np.float32)
+    return np.interp(q, track.s, arr).astype(np.float32)
+
+
+def _zone_tables(track: Track, walls: dict[str, tuple[np.ndarray, object]]) -> dict[str, object]:
+    """Boundaries and zones across the road, left to right: [beyond the left wall | ground |
+    shoulder | line | road | line | ... | shoulder | ground | beyond the right wall]."""
+    from donkeyrl.sim.track import WALL_STYLES
+
+    bounds: list[tuple[np.ndarray, float]] = []
+    classes: list[int] = []
+    dash: list[float] = []
+    period: list[float] = []
+    flags: list[int] = []
+
+    def zone(cls: int, flag: int = 0, d: float = 0.0, p: float = 0.0) -> None:
+        classes.append(cls)
+        flags.append(flag)
+        dash.append(d)
+        period.append(p)
+
+    wall_style = np.full(2, NO_WALL, dtype=np.int64)
+    wall_height = np.zeros(2)
+    wall_fence = np.zeros(2)
+    wall_bound = np.full(2, -1, dtype=np.int64)
+    if "left" in walls:
+        lat, w = walls["left"]
+        zone(ap.BEYOND_L, ZF_BEYOND_L)
+        wall_bound[0] = len(bounds)
+        bounds.append((lat, 0.0))
+        wall_style[0] = WALL_STYLES.index(w.style)  # type: ignore[attr-defined]
+        wall_height[0], wall_fence[0] = w.height, w.fence_height  # type: ignore[attr-defined]
+    zone(ap.GROUND)
+    bounds.append((track.lat_left, 0.0))
+    marks = sorted(track.markings or (), key=lambda m: float(np.mean(track.anchor_lat(m.anchor) + m.offset)))
+    for i, m in enumerate(marks):
+        centre = track.anchor_lat(m.anchor) + m.offset
+        shoulder = i == 0 and m.anchor == "left" and m.kind == "edge" and m.offset > m.width
+        zone(ap.SHOULDER if shoulder else ap.ROAD, ZF_SURFACE)
+        bounds.append((centre, -m.width / 2))
+        cls = {"edge": ap.EDGE, "centre": ap.CENTRE, "accent": ap.ACCENT}[m.kind]
+        zone(cls, ZF_SURFACE | (ZF_CENTRE if m.kind == "centre" else 0), m.dash, m.period)
+        bounds.append((centre, m.width / 2))
+    last = marks[-1] if marks else None
+    right_shoulder = last is not None and last.anchor == "right" and last.kind == "edge" and -last.offset > last.width
+    zone(ap.SHOULDER if right_shoulder else ap.ROAD, ZF_SURFACE)
+    bounds.append((track.lat_right, 0.0))
+    zone(ap.GROUND)
+    if "right" in walls:
+        lat, w = walls["right"]
+        wall_bound[1] = len(bounds)
+        bounds.append((lat, 0.0))
+        zone(ap.BEYOND_R, ZF_BEYOND_R)
+        wall_style[1] = WALL_STYLES.index(w.style)  # type: ignore[attr-defined]
+        wall_height[1], wall_fence[1] = w.height, w.fence_height  # type: ignore[attr-defined]
+    from donkeyrl.sim.track import START_LINES
+
+    return {
+        "bound": np.ascontiguousarray(np.stack([_table(track, b) for b, _ in bounds])),
+        "bound_hw": np.array([hw for _, hw in bounds]),
+        "tangent": np.ascontiguousarray(np.stack([_table(track, track.tangents[:, 0]),
+                                                  _table(track, track.tangents[:, 1])])),
+        "zone_class": np.array(classes, dtype=np.int64),
+        "zone_dash": np.array(dash),
+        "zone_period": np.array(period),
+        "zone_flags": np.array(flags, dtype=np.int64),
+        "wall_style": wall_style, "wall_height": wall_height, "wall_fence": wall_fence, "wall_bound": wall_bound,
+        "cones": np.ascontiguousarray(track.cones, dtype=np.float64),
+        "start_line": START_LINES.index(track.start_line),
+        "start_line_s": float(track.start_line_s),
+    }
 
 
 @nb.njit(cache=True, error_model="numpy")

@@ -155,6 +155,8 @@ class SceneSpec:
     barriers: bool = False
     barrier_margin: float = 0.6
     start_line: str = "none"
+    #: Arc length where the start-line decal begins (the lap line is s = 0).
+    start_line_s: float = 0.0
     start_lateral: float = 0.0
     drive_lateral: float = 0.0
     #: The car's spawn pose in the real scene (x, z, yaw degrees), when known.
@@ -163,6 +165,8 @@ class SceneSpec:
     #: the kinks between a script's straights and arcs; moves the path by under 0.3 units).
     smooth: float = 1.5
     cones: tuple[tuple[float, float], ...] = ()
+    #: Cone base radius and height (units).
+    cone_size: tuple[float, float] = (0.35, 1.3)
     scene: str = "default"
     lanes: int = 2
     extra: dict[str, str] = field(default_factory=dict)
@@ -191,9 +195,9 @@ def _script(file: str, start: tuple[float, float, float]) -> Callable[[], np.nda
 GENERATED_TRACK_CONES = ((82.35, 70.14), (45.97, 83.68), (28.56, 11.46), (58.49, 3.25), (82.24, 3.73),
                          (73.77, -23.50), (38.20, -18.88), (54.49, 35.79), (39.65, 36.54), (56.05, 71.94),
                          (68.71, 83.68), (82.01, 33.52), (74.57, 52.68))
-#: Cone size (units): base radius and height, about 1.3 units tall in the real frames.
-CONE_RADIUS = 0.35
-CONE_HEIGHT = 1.3
+#: generated_track's cones are scaled (5, 3, 5): about 6.4 units tall and 1.1 in base radius in
+#: the real car-camera frame (measured at 24 and 36 units; docs/fidelity.md).
+GENERATED_TRACK_CONE = (1.1, 6.4)
 _W5 = two_lane_markings(5.0)
 
 #: Mountain track, measured in the public gym-donkeycar frames at the spawn pose (see
@@ -206,8 +210,8 @@ _MT_MARKS = (Marking("path", -5.08 + _MT_CAR, "edge", 0.25), Marking("path", -1.
 SCENES: dict[str, SceneSpec] = {
     "generated_track": SceneSpec(
         _script("racePi2.txt", (49.69, 0.5, 49.95)), -7.0, 3.0, _W5, "V: RoadBuilder W 5, o 2, racePi2 script",
-        start_line="checkered", real_start=(49.69, 47.838, 0.0),
-        cones=GENERATED_TRACK_CONES, scene="generated_track"),
+        start_line="checkered", start_line_s=-2.4, real_start=(49.69, 47.838, 0.0),
+        cones=GENERATED_TRACK_CONES, cone_size=GENERATED_TRACK_CONE, scene="generated_track"),
     "warehouse": SceneSpec(
         _point_path("warehouse_path.txt", (47.742, 0.633, 34.704)), -7.0, 3.0,
         two_lane_markings(5.0, centre_dash=(2.0, 4.0)),
@@ -254,7 +258,7 @@ SCENES: dict[str, SceneSpec] = {
         _MT_MARKS, "M: measured in real frames: the path is the left-lane centre, the car drives the right lane",
         walls=(Wall("left", "left", -0.45, 1.4, 5.0), Wall("right", "right", 0.5, 1.4, 5.0)),
         barriers=True, barrier_margin=0.45, start_lateral=_MT_CAR, drive_lateral=_MT_CAR,
-        start_line="dashed", scene="mountain_track", real_start=(50.122, 51.181, 180.0)),
+        start_line="dashed", start_line_s=2.3, scene="mountain_track", real_start=(50.122, 51.181, 180.0)),
     "thunderhill": SceneSpec(
         _point_path("thunderhill2.txt", (185.107, 18.649, 503.665), smooth_iter=1), -8.0, 8.0,
         (Marking("left", 0.4, "edge", 0.3), Marking("right", -0.4, "edge", 0.3)),
@@ -283,10 +287,10 @@ def build_scene(name: str, *, split: str, description: str) -> Track:
     nodes = dedupe(smooth_closed(scene_nodes(name), spec.smooth))
     half = (spec.right - spec.left) / 2
     offset = -(spec.right + spec.left) / 2  # path offset from the road centre (+ = path right of it)
-    cones = np.array([(x, z, CONE_RADIUS, CONE_HEIGHT) for x, z in spec.cones]).reshape(-1, 4)
+    cones = np.array([(x, z, *spec.cone_size) for x, z in spec.cones]).reshape(-1, 4)
     return Track.from_waypoints(
         name, nodes[:, [0, 2]], half, closed=True, path_offset=offset, heights=nodes[:, 1], waypoints_are="path",
         check=False,
         barriers=spec.barriers, barrier_margin=spec.barrier_margin, markings=spec.markings, walls=spec.walls,
-        cones=cones, start_line=spec.start_line, start_lateral=spec.start_lateral,
+        cones=cones, start_line=spec.start_line, start_line_s=spec.start_line_s, start_lateral=spec.start_lateral,
         drive_lateral=spec.drive_lateral, scene=spec.scene, split=split, description=description)

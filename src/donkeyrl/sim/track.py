@@ -158,8 +158,10 @@ class Track:
     walls: tuple[Wall, ...] = ()
     #: Cones: (K, 4) rows of x, z, base radius, height. Cones are solid (a hit).
     cones: np.ndarray = field(default_factory=_empty_cones)
-    #: Start-line decal at s = 0: "none", "checkered" or "dashed".
+    #: Start-line decal: "none", "checkered" or "dashed", painted from arc length ``start_line_s``
+    #: on (the lap line itself is always s = 0; the real scenes paint theirs a little off it).
     start_line: str = "none"
+    start_line_s: float = 0.0
     #: Lateral offset of the car's spawn point (the real simulator spawns some cars off the path).
     start_lateral: float = 0.0
     #: Lateral offset of the lane a driver keeps to (e.g. the right lane when the path is not in it).
