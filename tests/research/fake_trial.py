@@ -36,6 +36,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 
@@ -138,7 +139,8 @@ def main() -> int:
     if args.fail_file and os.path.exists(args.fail_file):
         mode = "crash"
     started = time.time()
-    print(f"fake trial {trial} mode={mode} pgid={os.getpgid(0)}", flush=True)
+    print(f"fake trial {trial} mode={mode} pid={os.getpid()} pgid={os.getpgid(0)}", flush=True)
+    scratch = tempfile.mkdtemp(prefix="SB3-")  # like SB3's logger folder in the system temp
     if mode == "stubborn":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if mode in ("hang", "stubborn"):
@@ -207,6 +209,7 @@ def main() -> int:
         "run_status": "diverged" if mode == "diverged" else "ok",
         "message": "loss became NaN" if mode == "diverged" else "",
         "started_at": started, "ended_at": time.time(), "pgid": os.getpgid(0),
+        "scratch_dir": scratch,
     }
     if mode == "wrongtypes":
         result.update(episode_rewards=5, params=[1, 2], laps={"a": [1, {"b": None}]})

@@ -16,11 +16,11 @@ from donkeyrl.research.journal import Journal
 pytestmark = pytest.mark.slow
 
 
-def _research(study, trials: int) -> subprocess.CompletedProcess[str]:
+def _research(study, trials: int, *extra: str) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "donkeyrl", "research", "--study-dir", str(study), "--trials", str(trials),
            "--min-timesteps", "1500", "--max-timesteps", "2500", "--eval-episodes", "2", "--cooldown", "0",
            "--trial-timeout", "300", "--train-arg=--n-envs", "--train-arg=2", "--train-arg=--max-steps",
-           "--train-arg=400"]
+           "--train-arg=400", *extra]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
 
@@ -44,7 +44,8 @@ def test_real_study_end_to_end_and_resume(tmp_path):
     assert model.num_timesteps >= 1500
     assert "champion metrics:" in done.stdout
     # resume: asking for 3 trials runs exactly one more and keeps the first two untouched
-    again = _research(study, 3)
+    assert "dry run of one trial's command line passed" in (study / "study.log").read_text()
+    again = _research(study, 3, "--no-preflight")  # the setup was checked by the first run
     assert again.returncode == 0, again.stderr[-2000:]
     after = Journal(study / "results.jsonl").read().records
     assert [r.trial for r in after] == [1, 2, 3]

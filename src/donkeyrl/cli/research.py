@@ -146,8 +146,8 @@ def register(subparsers: Any) -> None:
     a("--kill-grace", type=non_negative_float, default=3.0,
       help="seconds between SIGTERM and SIGKILL when a trial is killed (default 3)")
     a("--tensorboard", type=Path, default=None, metavar="DIR",
-      help="TensorBoard logs: trial N gets 'donkeyrl train --tensorboard DIR/trial-N'; view with "
-      "'tensorboard --logdir DIR' (default: none)")
+      help="TensorBoard logs: every trial gets 'donkeyrl train --tensorboard DIR' and logs to "
+      "DIR/trial-N; view with 'tensorboard --logdir DIR' (default: none)")
     a("--rerun-interrupted", action="store_true",
       help="first re-run every interrupted trial with its original params and seed (new trial "
       "number; the record's rerun_of names the original), like Ray Tune's restore")

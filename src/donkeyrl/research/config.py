@@ -75,7 +75,8 @@ class StudyConfig:
     poll_interval: float = 0.05
     """Seconds between polls of running trials."""
     tensorboard: Path | None = None
-    """TensorBoard directory: trial N gets ``--tensorboard DIR/trial-N``; None = no logging."""
+    """TensorBoard directory passed as ``--tensorboard DIR`` to every trial (the trainer logs
+    trial N to ``DIR/trial-N``, named after its save dir); None = no logging."""
     rerun_interrupted: bool = False
     """Re-run every interrupted trial (same params and seed, a new trial number, ``rerun_of``
     naming the original) before new proposals."""

@@ -201,7 +201,8 @@ class Controller:
                 self._note(f"--rerun-interrupted: re-running trials "
                            f"{[r.trial for r in self.reruns]} with their params and seeds")
         if self.cfg.tensorboard is not None:
-            self._note(f"TensorBoard logs in {self.cfg.tensorboard}/trial-N; view them with: "
+            self._note(f"TensorBoard logs in {self.cfg.tensorboard} (one run per trial, named "
+                       f"after its directory trial-N); view them with: "
                        f"tensorboard --logdir {self.cfg.tensorboard}")
         return len(read.problems)
 
@@ -263,7 +264,7 @@ class Controller:
             rerun_of = rerun.rerun_of if rerun.rerun_of is not None else rerun.trial
             seed = rerun.seed if rerun.seed is not None else self.cfg.seed + rerun_of
         save_dir = self.paths.trial_dir(trial).resolve()
-        tb = (self.cfg.tensorboard / f"trial-{trial}").resolve() if self.cfg.tensorboard else None
+        tb = self.cfg.tensorboard.resolve() if self.cfg.tensorboard else None
         spec = TrialSpec(
             trial=trial, params=params,
             argv=build_argv(self.cfg.trial_command, params=params, agent=self.cfg.agent,

@@ -6,7 +6,7 @@ works in any virtualenv), ``{trial}``, ``{study_dir}``, ``{trial_dir}``. Then th
 appends, in this order:
 
 ``--agent A --track T [T ...] --eval-episodes E --seed S --save-dir DIR --result-file FILE``
-``[--reward R]``, ``[--tensorboard DIR/trial-N]`` (with ``research --tensorboard DIR``), one
+``[--reward R]``, ``[--tensorboard DIR]`` (with ``research --tensorboard DIR``), one
 ``--foo-bar VALUE`` per searched parameter ``foo_bar``, and finally the verbatim extra arguments.
 
 Value rendering: ``True`` -> the bare flag (``--domain-randomization``), ``False`` / ``None`` ->
@@ -69,7 +69,7 @@ def build_argv(template: str, *, params: Mapping[str, Any], agent: str, tracks: 
                eval_episodes: int, seed: int, save_dir: Path, result_file: Path,
                reward: str | None, trial: int, study_dir: Path,
                extra_args: Sequence[str] = (), tensorboard: Path | None = None) -> list[str]:
-    """The full command line of one trial (``tensorboard``: this trial's log directory)."""
+    """The full command line of one trial (``tensorboard``: the study's TensorBoard directory)."""
     argv = render_template(template, trial=trial, study_dir=study_dir, trial_dir=save_dir)
     argv += ["--agent", str(params.get("agent", agent))]
     if tracks:
