@@ -47,11 +47,54 @@ def test_print_space(capsys):
     (["--min-timesteps", "9", "--max-timesteps", "5"], "--min-timesteps 9 is larger"),
     (["--search-space", "/nonexistent/space.json"], "cannot read search space file"),
     (["--objective", "bad name!"], "objective='bad name!'"),
+    (["--trial-command", "python 'unclosed"], "is not a valid command line: No closing quotation"),
+    (["--trial-command", ""], "--trial-command must not be empty"),
+    (["--trial-command", "   "], "--trial-command must not be empty"),
 ])
 def test_bad_input_is_a_one_line_error(capsys, tmp_path, argv, match):
     assert main(["research", "--study-dir", str(tmp_path / "s"), *argv]) == 2
     err = capsys.readouterr().err
+    assert match in err and "Traceback" not in err and err.count("\n") == 1
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--max-timesteps", str(10**30)], f"--max-timesteps: {10**30} must be in [1, 1000000000]"),
+    (["--min-timesteps", "0"], "--min-timesteps: 0 must be in [1, 1000000000]"),
+    (["--workers", "100000"], "--workers: 100000 must be in [1, 64]"),
+    (["--seed", str(2**32)], f"--seed: {2**32} must be in [0, 4294967295]"),
+    (["--seed", "-1"], "--seed: -1 must be in [0, 4294967295]"),
+    (["--trials", "1e3"], "--trials: '1e3' is not an integer"),
+    (["--port", "70000"], "--port: 70000 must be an integer in [1, 65535]"),
+])
+def test_out_of_range_numbers_are_refused_by_the_parser(capsys, tmp_path, argv, match):
+    with pytest.raises(SystemExit) as exc:
+        main(["research", "--study-dir", str(tmp_path / "s"), *argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
     assert match in err and "Traceback" not in err
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("content,match", [
+    (b'{"n_steer": {"type": "int", "low": 3, "high": 9}, "note": "\xe9t\xe9"}',
+     "space.json is not UTF-8 text (invalid continuation byte at byte 59)"),
+    ("FIFO", "space.json is a FIFO (named pipe), not a regular file"),
+    ("DIR", "space.json is a directory, not a regular file"),
+])
+def test_unreadable_search_space_file_is_named(capsys, tmp_path, content, match):
+    import os
+    space = tmp_path / "space.json"
+    if content == "FIFO":
+        os.mkfifo(space)
+    elif content == "DIR":
+        space.mkdir()
+    else:
+        space.write_bytes(content)
+    assert main(["research", "--study-dir", str(tmp_path / "s"), "--search-space", str(space)]) == 2
+    err = capsys.readouterr().err
+    assert match in err and str(space) in err and "Traceback" not in err
 
 
 def test_cli_runs_a_study_and_prints_progress(capsys, tmp_path, space_file):

@@ -52,9 +52,6 @@ intact), 128+N stopped by signal N (130 Ctrl-C, 143 SIGTERM) after killing and r
 running trials.
 """
 
-PORT_MAX = 65535
-
-
 def _bounded_int(low: int, high: int) -> Callable[[str], int]:
     """argparse type: an integer in [low, high]; the error names the value and the range."""
     def convert(text: str) -> int:
@@ -166,8 +163,6 @@ def build_config(args: argparse.Namespace) -> Any:
     if args.min_timesteps > args.max_timesteps:
         raise CLIError(f"--min-timesteps {args.min_timesteps} is larger than --max-timesteps "
                        f"{args.max_timesteps}")
-    if args.port is not None and not 1 <= args.port <= PORT_MAX:
-        raise CLIError(f"--port {args.port} must be in [1, {PORT_MAX}]")
     if args.trial_command is not None:
         try:
             render_template(args.trial_command)
