@@ -1,10 +1,22 @@
-"""Training steps/s of observation pipelines x n_envs (PPO, embedded simulator).
+"""Env-only and PPO training steps/s of the per-env and the batched training paths, in one run.
 
-    .venv/bin/python benchmarks/pipeline_speed.py [--steps 2048] [--json]
+    .venv/bin/python benchmarks/pipeline_speed.py [--steps 8192] [--only default procedural] [--json]
 
-Each row: a fresh PPO on generated_track learns --steps steps (after one warm-up rollout that
-compiles numba kernels and fills caches); steps/s = steps / learn time. Also the env-only rate
-(random actions, no learning) so the learner's share of the time is visible.
+For each regime (the default pipeline on generated_track; the training catalogue with domain
+randomisation, i.e. the multi-track recipe; the procedural stream) and each path (``dummy``: one
+EmbeddedDonkeyEnv per car wrapped one by one, the path training used before; ``batched``: one
+BatchedDonkeyEnv for all cars with the batch wrappers), with the same TrialConfig (the default
+one: PPO, 8 cars, 64x32 grey crop, 2 stacked frames, CompactCNN, 1 torch thread):
+
+- ``env_only_steps_per_sec``: random actions through the whole stack for 3 s, no learning;
+- ``train_steps_per_sec``: a fresh PPO learns ``--steps`` steps (after one warm-up rollout +
+  update that compiles kernels and fills caches);
+- ``env_share``: the fraction of that training time spent inside the VecEnv (stepping, resets,
+  wrappers, frame stacking), measured by a timing wrapper around the stack; the rest is the
+  learner (policy forward passes while collecting, PPO updates).
+
+Paths of one regime run back to back in the same process, so their ratio is the claim; absolute
+numbers depend on the machine's load (record ``uptime`` with them).
 """
 
 from __future__ import annotations
@@ -14,67 +26,97 @@ import json
 import logging
 import sys
 import time
+from typing import Any
 
 import numpy as np
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from donkeyrl.rl.agents import build_agent
 from donkeyrl.rl.config import TrialConfig
 from donkeyrl.rl.envbuild import build_vec_env
 
-RAW = dict(obs_width=160, obs_height=120, grey=False, crop_top=0.0, frame_stack=1, policy_net="nature")
-SMALL = dict(obs_width=64, obs_height=32, grey=True, crop_top=0.4, frame_stack=2, policy_net="compact")
-MEDIUM = dict(obs_width=80, obs_height=48, grey=True, crop_top=0.4, frame_stack=2, policy_net="compact")
-PIPELINES = {
-    "raw-120x160x3-nature-1env": (RAW, 1, "dummy"),
-    "raw-120x160x3-nature-4env": (RAW, 4, "dummy"),
-    "medium-48x80g-compact-4env": (MEDIUM, 4, "dummy"),
-    "small-32x64g-compact-1env": (SMALL, 1, "dummy"),
-    "small-32x64g-compact-4env": (SMALL, 4, "dummy"),
-    "small-32x64g-compact-8env": (SMALL, 8, "dummy"),
-    "small-32x64g-compact-4env-subproc": (SMALL, 4, "subproc"),
+#: Regime name -> TrialConfig overrides (everything else: the defaults of ``donkeyrl train``).
+REGIMES: dict[str, dict[str, Any]] = {
+    "default": {},
+    "catalogue-dr": {"tracks": ("catalogue",), "domain_randomization": True},
+    "procedural": {"tracks": ("procedural",)},
 }
+PATHS = ("dummy", "batched")
 
 
-def measure(name: str, steps: int) -> dict:
-    obs, n_envs, vec = PIPELINES[name]
-    n_steps = 256 if not name.startswith("raw") else 64
-    cfg = TrialConfig(n_envs=n_envs, vec_env=vec, n_steps=n_steps, batch_size=256 if n_steps * n_envs >= 256
-                      else n_steps * n_envs, **obs)
-    venv = build_vec_env(cfg)
-    try:
-        venv.reset()
+class StepTimer(VecEnvWrapper):
+    """Accumulates the wall time spent in the wrapped VecEnv (reset, step_async, step_wait)."""
+
+    def __init__(self, venv: VecEnv) -> None:
+        super().__init__(venv)
+        self.seconds = 0.0
+
+    def reset(self) -> Any:
         t = time.perf_counter()
-        n_env_steps = 0
-        while time.perf_counter() - t < 3.0:
-            venv.step(np.array([venv.action_space.sample() for _ in range(n_envs)]))
-            n_env_steps += n_envs
-        env_rate = n_env_steps / (time.perf_counter() - t)
+        obs = self.venv.reset()
+        self.seconds += time.perf_counter() - t
+        return obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        t = time.perf_counter()
+        self.venv.step_async(actions)
+        self.seconds += time.perf_counter() - t
+
+    def step_wait(self) -> Any:
+        t = time.perf_counter()
+        out = self.venv.step_wait()
+        self.seconds += time.perf_counter() - t
+        return out
+
+
+def env_only(venv: VecEnv, seconds: float = 3.0) -> float:
+    """Car-steps/s of random actions through the stack."""
+    venv.action_space.seed(0)
+    venv.reset()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        venv.step(np.array([venv.action_space.sample() for _ in range(venv.num_envs)]))
+        n += venv.num_envs
+    return n / (time.perf_counter() - t0)
+
+
+def measure(regime: str, path: str, steps: int) -> dict[str, Any]:
+    cfg = TrialConfig(**REGIMES[regime])
+    venv = StepTimer(build_vec_env(cfg, vec_env=path))
+    try:
+        env_rate = env_only(venv)
         model = build_agent(cfg, venv)
-        model.learn(n_steps * n_envs)  # warm-up: one rollout + update
-        total = max(steps, n_steps * n_envs)
+        rollout = cfg.n_steps * venv.num_envs
+        model.learn(rollout)  # warm-up: one rollout + update
+        total = max(steps, rollout)
+        venv.seconds = 0.0
         t = time.perf_counter()
         model.learn(total, reset_num_timesteps=False)
-        rate = total / (time.perf_counter() - t)
+        learn_sec = time.perf_counter() - t
     finally:
         venv.close()
-    return {"pipeline": name, "n_envs": n_envs, "vec_env": vec, "env_only_steps_per_sec": round(env_rate),
-            "train_steps_per_sec": round(rate, 1), "steps": total,
+    return {"regime": regime, "path": path, "n_envs": venv.num_envs, "steps": total,
+            "env_only_steps_per_sec": round(env_rate), "train_steps_per_sec": round(total / learn_sec, 1),
+            "env_share": round(venv.seconds / learn_sec, 3), "learner_share": round(1 - venv.seconds / learn_sec, 3),
             "obs_shape": list(venv.observation_space.shape)}
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=4096, help="learning steps per pipeline (default: 4096)")
-    p.add_argument("--only", nargs="*", choices=sorted(PIPELINES), help="pipelines to run (default: all)")
+    p.add_argument("--steps", type=int, default=8192, help="learning steps per row (default: 8192)")
+    p.add_argument("--only", nargs="*", choices=sorted(REGIMES), help="regimes to run (default: all)")
     p.add_argument("--json", action="store_true", help="JSON lines output")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    for name in args.only or PIPELINES:
-        steps = args.steps if not name.startswith("raw") else min(args.steps, 1024)
-        row = measure(name, steps)
-        print(json.dumps(row) if args.json else
-              f"{name:<36} env-only {row['env_only_steps_per_sec']:>6} steps/s   "
-              f"train {row['train_steps_per_sec']:>7} steps/s", flush=True)
+    for regime in args.only or REGIMES:
+        rows = [measure(regime, path, args.steps) for path in PATHS]
+        dummy, batched = rows
+        for key in ("train_steps_per_sec", "env_only_steps_per_sec"):
+            batched[f"{key.removesuffix('_steps_per_sec')}_speedup_vs_dummy"] = round(batched[key] / dummy[key], 2)
+        for row in rows:
+            print(json.dumps(row) if args.json else
+                  f"{regime:<13} {row['path']:<8} env-only {row['env_only_steps_per_sec']:>6} steps/s   "
+                  f"train {row['train_steps_per_sec']:>7} steps/s   env share {row['env_share']:.0%}", flush=True)
     return 0
 
 

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
+import numba
 import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
@@ -35,18 +36,26 @@ class BatchedDonkeyEnv(VecEnv):
     contract per car (see the module docstring).
 
     Arguments: as :class:`~donkeyrl.envs.embedded.EmbeddedDonkeyEnv` (``track`` may be names,
-    regimes or Tracks; each car draws its own per episode), plus ``n_envs`` and ``seed`` (car ``i``
-    is seeded ``seed + i`` and the cars are reset once, like ``make_env(seed=...)``). Rewards are
-    float64 (the DonkeyCar reward of the step core); SB3 casts them when it stores them.
+    regimes or Tracks; each car draws its own per episode), plus ``n_envs``, ``seed`` (car ``i``
+    is seeded ``seed + i`` and the cars are reset once, like ``make_env(seed=...)``) and
+    ``render_threads``: threads of the batched render (None = numba's default, every core). The
+    default 1 is measured (benchmarks/README.md): on the shared 2-core machine a parallel render
+    waits for descheduled threads and ran 4-10x slower under load (1.1-1.7k against 6-12k
+    car-steps/s), while the learner runs between env steps anyway. Frames do not depend on it.
+    Rewards are float64 (the DonkeyCar reward of the step core); SB3 casts them when it stores them.
     """
 
     def __init__(self, n_envs: int, track: str | Track | Sequence[str | Track] = "generated_track", *,
                  camera: CameraConfig | None = None, limits: EpisodeLimits | None = None,
                  steer_limit: float = 1.0, throttle_min: float = 0.0, throttle_max: float = 1.0,
                  domain_randomization: bool = False, start_noise: bool = True,
-                 sim_config: SimConfig | None = None, seed: int | None = None) -> None:
+                 sim_config: SimConfig | None = None, seed: int | None = None,
+                 render_threads: int | None = 1) -> None:
         if n_envs < 1:
             raise ValueError(f"n_envs must be >= 1, got {n_envs}")
+        if render_threads is not None and render_threads < 1:
+            raise ValueError(f"render_threads must be >= 1 or None (all cores), got {render_threads}")
+        self.render_threads = render_threads
         box = check_action_box(steer_limit, throttle_min, throttle_max)
         self.limits = limits or EpisodeLimits()
         self.limits.check()
@@ -121,11 +130,22 @@ class BatchedDonkeyEnv(VecEnv):
                 progress=info["progress"], lap_count=info["lap_count"], end_of_road=end_of_road[i])
             info["TimeLimit.truncated"] = truncated and not terminated
             dones[i] = terminated or truncated
-        obs = self.sim.render_all(out=self._obs)
+        obs = self._render_all()
         for car in np.flatnonzero(dones).tolist():  # SB3 auto-reset: keep the last frame, start anew
             infos[car]["terminal_observation"] = obs[car].copy()
             self.reset_car(car)
         return self._obs.copy(), rewards, dones, infos
+
+    def _render_all(self) -> np.ndarray:
+        """Every car's frame in one batched call, on ``render_threads`` threads."""
+        if self.render_threads is None:
+            return self.sim.render_all(out=self._obs)
+        before = numba.get_num_threads()
+        numba.set_num_threads(min(self.render_threads, before))
+        try:
+            return self.sim.render_all(out=self._obs)
+        finally:
+            numba.set_num_threads(before)
 
     def close(self) -> None:
         """Nothing to release: the simulator lives in this process."""
