@@ -33,10 +33,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "": set(),  # donkeyrl/__init__.py
 }
 #: (importing module, imported module) edges allowed against the layers, each with its reason.
-EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("donkeyrl.donkey.env", "donkeyrl.envs.unity"):
-        "compatibility re-export of the real-simulator env's old home; remove with the module",
-}
+EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 
 def modules() -> dict[str, Path]:

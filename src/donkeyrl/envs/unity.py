@@ -406,6 +406,6 @@ def make_unity_env(track: str | Sequence[str] = "generated_track", *, host: str 
         raise
 
 
-#: The names these had in ``donkeyrl.donkey.env`` before the env moved here.
+#: The names these had in ``donkeyrl.donkey.env``, the env's home before it moved here.
 DonkeySimEnv = UnityDonkeyEnv
 make_donkey_env = make_unity_env
