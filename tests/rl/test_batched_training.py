@@ -94,10 +94,11 @@ def expert_policy(n: int) -> Any:
 
 
 @pytest.mark.parametrize("params", [
-    dict(),  # the default pipeline: ppo, continuous, progress reward, 2 stacked grey frames
+    pytest.param(dict(), marks=pytest.mark.slow),  # the default pipeline: ppo, progress, 2 grey frames
     dict(agent="dqn", tracks=("generated_track", "mini_monaco", "oval"), domain_randomization=True,
          steer_rate_limit=0.15, reward="speed", frame_stack=3, max_steps=80),
-    dict(tracks=("procedural",), reward="donkey", grey=False, frame_stack=1, max_steps=60),
+    pytest.param(dict(tracks=("procedural",), reward="donkey", grey=False, frame_stack=1, max_steps=60),
+                 marks=pytest.mark.slow),
 ])
 def test_random_driving_gives_the_same_numbers_on_both_paths(params: dict[str, Any]) -> None:
     cfg = TrialConfig(seed=3, **params)
@@ -108,6 +109,7 @@ def test_random_driving_gives_the_same_numbers_on_both_paths(params: dict[str, A
     assert sum(len(e) for e in episodes) == ends
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("max_laps", [None, 1])
 def test_the_short_lap_guard_ends_episodes_alike(max_laps: int | None) -> None:
     # Every lap is "too short" at 1000 s: the guard ends the episode (the env does too with max_laps 1).
@@ -118,6 +120,7 @@ def test_the_short_lap_guard_ends_episodes_alike(max_laps: int | None) -> None:
     assert all(e[0].end_reason == "short_lap" and e[0].laps == 1 and e[0].short_laps == 1 for e in episodes)
 
 
+@pytest.mark.slow
 def test_ppo_learns_the_same_policy_on_both_paths() -> None:
     from donkeyrl.rl.agents import build_agent
 
