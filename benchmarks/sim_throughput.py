@@ -15,10 +15,15 @@ rates: the machine's cores are shared with other jobs, so wall-clock rates move 
 while CPU us per step is the simulator's own cost.
 
 ``realtime_ratio`` = single env rate / 20 steps/s (the DonkeyCar simulator's fixed control rate).
-Goals (issue 3): single >= 5,000 steps/s, vector >= 20,000 aggregate.
+Goals: single >= 5,000 steps/s, vector >= 20,000 aggregate (on an idle 2-core machine).
+
+``--compare-old``: also run both measurements with the previous renderer (flat ground, kerbs; loaded
+from git history by benchmarks/render_throughput.py) swapped into the same environments, in the
+same run, so the new renderer's cost is a ratio free of the machine's load. The previous renderer
+draws the same track geometry (path, edges, centre line) in its own look.
 
 Usage:
-    .venv/bin/python benchmarks/sim_throughput.py [--steps 5000] [--vector-steps 600] [--json]
+    .venv/bin/python benchmarks/sim_throughput.py [--steps 5000] [--vector-steps 600] [--json] [--compare-old]
 """
 
 from __future__ import annotations
@@ -33,13 +38,55 @@ import numpy as np
 
 from donkeyrl.envs import make_env
 from donkeyrl.envs.vector import DonkeyVecEnv
+from donkeyrl.sim.track import Track
 
 REAL_SIM_RATE = 20.0  # steps/s of the DonkeyCar simulator (0.05 s control period)
 
 
-def bench_single(track: str, steps: int, warmup: int, action: np.ndarray) -> dict[str, float]:
+class OldRenderer:
+    """The previous renderer behind the current renderer's interface (for --compare-old).
+
+    It draws the same track geometry (path, edges, centre line, barriers) in its own flat look;
+    appearances are ignored (the benchmark runs without domain randomisation).
+    """
+
+    def __init__(self, track: Track, camera: object) -> None:
+        import importlib
+
+        from render_throughput import load_old_renderer
+
+        self._old = load_old_renderer()
+        self._old_track = importlib.import_module(self._old.__name__.rsplit(".", 1)[0] + ".track")
+        self._camera = self._old.CameraConfig(width=camera.width, height=camera.height,  # type: ignore[attr-defined]
+                                              grey=camera.grey, crop_top=camera.crop_top)  # type: ignore[attr-defined]
+        self.camera = camera
+        self.set_track(track)
+
+    def set_track(self, track: Track) -> None:
+        old = self._old_track.Track(name=track.name, points=track.points, lat_left=track.lat_left,
+                                    lat_right=track.lat_right, centre_lat=track.centre_lat, closed=track.closed,
+                                    barriers=track.barriers, barrier_margin=track.barrier_margin)
+        self.track = track
+        self._r = self._old.Renderer(old, self._camera)
+
+    def render(self, x: float, z: float, yaw: float, appearance: object = None, out: np.ndarray | None = None,
+               track: Track | None = None) -> np.ndarray:
+        return self._r.render(x, z, yaw, out=out)
+
+    def render_batch(self, xs: np.ndarray, zs: np.ndarray, yaws: np.ndarray, out: np.ndarray | None = None,
+                     appearances: object = None, tracks: object = None) -> np.ndarray:
+        return self._r.render_batch(xs, zs, yaws, out=out)
+
+
+def _use_old_renderer(sim: object) -> None:
+    sim.renderer = OldRenderer(sim.track, sim.renderer.camera)  # type: ignore[attr-defined]
+
+
+def bench_single(track: str, steps: int, warmup: int, action: np.ndarray, old: bool = False) -> dict[str, float]:
     """Steps/s of one DonkeyEnv; resets excluded from ``steps_per_sec``, included in the other."""
     env = make_env(track, seed=0)
+    if old:
+        _use_old_renderer(env.unwrapped.sim)  # type: ignore[attr-defined]
     for _ in range(warmup):  # compile / cache kernels, warm the raster
         if any(env.step(action)[2:4]):
             env.reset()
@@ -60,9 +107,12 @@ def bench_single(track: str, steps: int, warmup: int, action: np.ndarray) -> dic
             "episodes": episodes, "us_per_step": 1e6 * stepping / steps, "cpu_us_per_step": 1e6 * cpu / steps}
 
 
-def bench_vector(track: str, n_envs: int, steps: int, warmup: int, action: np.ndarray) -> dict[str, float]:
+def bench_vector(track: str, n_envs: int, steps: int, warmup: int, action: np.ndarray,
+                 old: bool = False) -> dict[str, float]:
     """Aggregate car-steps/s of a DonkeyVecEnv (auto-resets inside step are included)."""
     venv = DonkeyVecEnv(n_envs, track, seed=0)
+    if old:
+        _use_old_renderer(venv.sim)
     actions = np.tile(action, (n_envs, 1))
     venv.reset()
     for _ in range(warmup):
@@ -86,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-envs", type=int, default=16, help="cars in the vector env (default: %(default)s)")
     p.add_argument("--warmup", type=int, default=200, help="untimed warm-up steps (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--compare-old", action="store_true",
+                   help="also measure with the previous renderer, in the same run")
     args = p.parse_args(argv)
     if min(args.steps, args.vector_steps, args.n_envs) < 1 or args.warmup < 0:
         p.error("--steps, --vector-steps and --n-envs must be >= 1, --warmup >= 0")
@@ -104,6 +156,18 @@ def main(argv: list[str] | None = None) -> int:
         "steps": args.steps, "vector_steps": args.vector_steps,
         "load_avg_1min": round(os.getloadavg()[0], 2), "cpu_count": os.cpu_count(),
     }
+    if args.compare_old:
+        old_single = bench_single(args.track, args.steps, args.warmup, action, old=True)
+        old_vector = bench_vector(args.track, args.n_envs, args.vector_steps, max(args.warmup // 4, 10), action,
+                                  old=True)
+        result.update({
+            "old_renderer_single_env_steps_per_sec": round(old_single["steps_per_sec"], 1),
+            "old_renderer_vector_env_steps_per_sec": round(old_vector["steps_per_sec"], 1),
+            "old_renderer_single_env_cpu_us_per_step": round(old_single["cpu_us_per_step"], 1),
+            "old_renderer_vector_env_cpu_us_per_car_step": round(old_vector["cpu_us_per_car_step"], 1),
+            "single_env_new_over_old_rate": round(single["steps_per_sec"] / old_single["steps_per_sec"], 3),
+            "vector_env_new_over_old_rate": round(vector["steps_per_sec"] / old_vector["steps_per_sec"], 3),
+            "load_avg_1min_after": round(os.getloadavg()[0], 2)})
     if args.json:
         print(json.dumps(result))
     else:
@@ -115,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
               f"({args.n_envs} cars, {vector['us_per_batch']:.0f} us/batch; "
               f"CPU {vector['cpu_us_per_car_step']:.0f} us/car-step, all threads)  goal 20000")
         print(f"realtime   : {result['realtime_ratio']:>10.1f} x the real simulator's 20 steps/s")
+        if args.compare_old:
+            print(f"old render : single {result['old_renderer_single_env_steps_per_sec']:.0f} steps/s, "
+                  f"vector {result['old_renderer_vector_env_steps_per_sec']:.0f}; new/old rate: single "
+                  f"{result['single_env_new_over_old_rate']:.2f}, vector {result['vector_env_new_over_old_rate']:.2f}")
         print(f"load avg   : {result['load_avg_1min']} on {result['cpu_count']} cores")
     return 0
 

@@ -342,16 +342,22 @@ def render_one(out, x, z, yaw, cam_h0, pitch0, cam_fwd, tan_v, tan_h, crop, grid
     lutf = lut.reshape(-1)
     texf = tex.reshape(-1)
     dxr = 2.0 * tan_h / W                          # camera-plane step per column
-    # ---- per-column wall state: plane through the wall face, in the camera's ground frame
+    # ---- per-column wall state. A pixel ray (xu, dy, horiz) meets the face plane at
+    # tt = w_num / (w_a + w_b horiz), at height cam_h + dy tt and along-wall position
+    # w_u0 + tt (w_ua + w_ub horiz)
     active = np.zeros(W, dtype=np.bool_)
     prev_beyond = np.zeros(W, dtype=np.bool_)
-    w_gr = np.empty(W)
-    w_gf = np.empty(W)
-    w_tr = np.empty(W)
-    w_tf = np.empty(W)
-    w_s = np.empty(W)
+    w_num = np.empty(W)
+    w_a = np.empty(W)
+    w_b = np.empty(W)
+    w_u0 = np.empty(W)
+    w_ua = np.empty(W)
+    w_ub = np.empty(W)
+    w_fog = np.empty(W, dtype=np.int64)
     w_side = np.empty(W, dtype=np.int64)
     wall_fwd = np.full(W, 1e30)                    # forward distance of each column's nearest wall
+    wl_h, wl_f, wl_style = tp[T_WL_H], tp[T_WL_F], int(tp[T_WL_STYLE])
+    wr_h, wr_f, wr_style = tp[T_WR_H], tp[T_WR_F], int(tp[T_WR_STYLE])
     shadow = prm[ap.P_SHADOW]
     sh_f, sh_l = prm[ap.P_SHADOW_F], prm[ap.P_SHADOW_L]
     sh_a, sh_b = 0.5 * prm[ap.P_SHADOW_LEN], 0.5 * prm[ap.P_SHADOW_WID]
@@ -438,53 +444,54 @@ def render_one(out, x, z, yaw, cam_h0, pitch0, cam_fwd, tan_v, tan_h, crop, grid
                             gx += tz * move
                             gz -= tx * move
                             ddx, ddz = gx - camx, gz - camz
-                            w_gr[c] = ddx * rx + ddz * rz
-                            w_gf[c] = ddx * fx + ddz * fz
-                            w_tr[c] = tx * rx + tz * rz
-                            w_tf[c] = tx * fx + tz * fz
-                            w_s[c] = s_g
+                            gr, gf = ddx * rx + ddz * rz, ddx * fx + ddz * fz   # foot, camera frame
+                            tr_, tf_ = tx * rx + tz * rz, tx * fx + tz * fz     # wall direction
+                            xu = -tan_h + (c + 0.5) * dxr
+                            w_num[c] = tf_ * gr - tr_ * gf                        # normal (tf, -tr)
+                            w_a[c] = tf_ * xu
+                            w_b[c] = -tr_
+                            w_u0[c] = s_g - gr * tr_ - gf * tf_
+                            w_ua[c] = xu * tr_
+                            w_ub[c] = tf_
+                            w_fog[c] = _fog_of(gf, fog0, fog1)
                             w_side[c] = side
                             active[c] = True
-                            wall_fwd[c] = min(wall_fwd[c], w_gf[c])
+                            wall_fwd[c] = min(wall_fwd[c], gf)
                     prev_beyond[c] = beyond
         # ---- walls and fences over this row (ground or sky) in the columns that have one
         if walls_on:
             for c in range(W):
                 if not active[c]:
                     continue
-                xu = -tan_h + (c + 0.5) * dxr
-                nr, nf = w_tf[c], -w_tr[c]            # the face's horizontal normal
-                num = nr * w_gr[c] + nf * w_gf[c]
-                den = nr * xu + nf * horiz
+                num = w_num[c]
+                den = w_a[c] + w_b[c] * horiz
                 if den * num <= 1e-12:
                     active[c] = False
                     continue
                 tt = num / den
                 yw = cam_h + dy * tt                  # height of the hit point above the road
-                side = w_side[c]
-                wh = tp[T_WL_H] if side == 0 else tp[T_WR_H]
-                wf = tp[T_WL_F] if side == 0 else tp[T_WR_F]
-                style = int(tp[T_WL_STYLE]) if side == 0 else int(tp[T_WR_STYLE])
-                if yw > max(wh, wf):
+                if w_side[c] == 0:
+                    wh, wf, style = wl_h, wl_f, wl_style
+                else:
+                    wh, wf, style = wr_h, wr_f, wr_style
+                if yw > wh and yw > wf:
                     active[c] = False
                     continue
                 if yw < 0.0:
                     continue
-                u = w_s[c] + (xu * tt - w_gr[c]) * w_tr[c] + (horiz * tt - w_gf[c]) * w_tf[c]
-                wfog = _fog_of(tt * horiz, fog0, fog1)
+                u = w_u0[c] + tt * (w_ua[c] + w_ub[c] * horiz)
                 if yw < wh:
                     cls = ap.WALL
-                    if style == STYLE_BARRIER and (int(math.floor(u / STRIPE_LEN)) & 1) == 1:
+                    if style == STYLE_BARRIER and (int(math.floor(u * (1.0 / STRIPE_LEN))) & 1) == 1:
                         cls = ap.WALL_STRIPE
-                    tu = int((u + 40.0) * 16.0) & tmask
-                    tv = int(yw * 16.0) & tmask
-                    _put(orow, C, c, lutf, cls, int(texf[(tv << tshift) | tu]), wfog, fogc)
+                    level = int(texf[((int(yw * 16.0) & tmask) << tshift) | (int((u + 40.0) * 16.0) & tmask)])
+                    _put(orow, C, c, lutf, cls, level, w_fog[c], fogc)
                 else:
-                    f = u / POST_SPACING
+                    f = u * (1.0 / POST_SPACING)
                     if (f - math.floor(f)) * POST_SPACING < POST_WIDTH or wf - yw < 0.08:
-                        _put(orow, C, c, lutf, ap.FENCE, 8, wfog, fogc)
+                        _put(orow, C, c, lutf, ap.FENCE, 8, w_fog[c], fogc)
                     else:
-                        _blend(orow, C, c, lutf, ap.FENCE, MESH_ALPHA, wfog, fogc)
+                        _blend(orow, C, c, lutf, ap.FENCE, MESH_ALPHA, w_fog[c], fogc)
     # ---- cones, last: cones of revolution at their distance, behind any wall in front of them
     c0_, nc = gm[M_COFF], gm[M_NCONE]
     for q in range(c0_, c0_ + nc):
