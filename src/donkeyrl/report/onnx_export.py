@@ -17,12 +17,12 @@ to that fraction of the steering range.
 
 Preprocessing inside the graph reproduces :func:`donkeyrl.envs.common.fit_image` (the
 crop, Pillow's grey conversion and Pillow's bilinear resize) bit for bit: Pillow converts to grey
-with integer weights ``(19595 R + 38470 G + 7471 B + 2**15) >> 16`` and resizes in two passes
-(horizontal, then vertical), each a fixed-point weighted sum with 22 fractional bits rounded to
-uint8. The graph does the same sums in float64 (exact for these integers) with the per-axis
-weights read from Pillow itself (a 32-bit float resize of one-hot rows) and quantised as Pillow
-quantises them. Written by hand because no library exports Pillow's resize to ONNX; ONNX's own
-``Resize`` (antialiased linear) rounds differently and changed up to one grey level per pixel.
+with integer weights ``(19595 R + 38470 G + 7471 B + 2**15) >> 16`` and resizes in two passes, one
+per axis, each a fixed-point weighted sum with 22 fractional bits rounded to uint8. The graph does
+the same sums in float64 (exact for these integers) with the same weights
+(:func:`pil_resize_weights`) and the pass order Pillow uses for these sizes
+(:func:`pillow_preprocess`). Written by hand because no library exports Pillow's resize to ONNX;
+ONNX's own ``Resize`` (antialiased linear) rounds differently, by one grey level here and there.
 
 After writing, :func:`export_onnx` runs the file with onnxruntime next to SB3 on camera frames
 from the simulator and refuses a file whose actions differ (:func:`check_parity`).
@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 __all__ = ["ExportedPolicy", "OnnxExport", "ParityError", "export_onnx", "check_parity", "camera_frames",
-           "sb3_actions", "onnx_actions", "pil_resize_weights", "CAMERA_SHAPE", "ONNX_NAME"]
+           "sb3_actions", "onnx_actions", "pil_resize_weights", "pillow_preprocess", "CAMERA_SHAPE", "ONNX_NAME"]
 
 log = logging.getLogger(__name__)
 
@@ -59,17 +59,27 @@ class ParityError(RuntimeError):
 
 
 def pil_resize_weights(n_in: int, n_out: int) -> np.ndarray:
-    """(n_out, n_in) Pillow's bilinear resampling weights along one axis, quantised as Pillow
-    quantises them for 8-bit images (integers; divide by 2**22 for the weight)."""
-    from PIL import Image
+    """(n_out, n_in) Pillow's bilinear resampling weights along one axis, as the integers Pillow
+    uses for 8-bit images (the weight times 2**22, rounded).
 
+    Pillow does not expose its weights, so they are computed here by its documented rule: a
+    triangle filter stretched by the reduction factor (never narrower than one input pixel),
+    centred on each output pixel's centre, normalised to sum to one. The tests compare them with
+    the weights Pillow itself applies (a 32-bit integer image resized pixel by pixel).
+    """
     if n_in == n_out:
         return np.eye(n_out) * float(2 ** PIL_PRECISION_BITS)
+    scale = n_in / n_out
+    stretch = max(scale, 1.0)
     K = np.zeros((n_out, n_in))
-    for j in range(n_in):
-        row = np.zeros((1, n_in), np.float32)
-        row[0, j] = 1.0
-        K[:, j] = np.asarray(Image.fromarray(row, mode="F").resize((n_out, 1), Image.Resampling.BILINEAR))[0]
+    for i in range(n_out):
+        centre = (i + 0.5) * scale
+        lo, hi = max(int(centre - stretch + 0.5), 0), min(int(centre + stretch + 0.5), n_in)
+        w = [max(0.0, 1.0 - abs((x - centre + 0.5) / stretch)) for x in range(lo, hi)]
+        total = 0.0
+        for v in w:  # summed in order, in double precision, as Pillow sums them
+            total += v
+        K[i, lo:hi] = [v / total for v in w] if total else w
     return np.floor(K * 2 ** PIL_PRECISION_BITS + 0.5)
 
 
@@ -80,10 +90,12 @@ class Preprocess(nn.Module):
     ``VecTransposeImage``: frame-major (oldest first), then the image's channels.
     """
 
-    def __init__(self, camera: tuple[int, int], width: int, height: int, grey: bool, crop_top: float) -> None:
+    def __init__(self, camera: tuple[int, int], width: int, height: int, grey: bool, crop_top: float,
+                 vertical_first: bool = False) -> None:
         super().__init__()
         self.top = int(round(camera[0] * crop_top))  # as fit_image crops
         self.grey = grey
+        self.vertical_first = vertical_first
         rows = camera[0] - self.top
         self.register_buffer("kw", torch.tensor(pil_resize_weights(camera[1], width).T, dtype=torch.float64))
         self.register_buffer("kh", torch.tensor(pil_resize_weights(rows, height), dtype=torch.float64))
@@ -100,10 +112,38 @@ class Preprocess(nn.Module):
                             / 65536.0).unsqueeze(1)  # (k, 1, rows, Wc)
         else:
             x = x.permute(0, 3, 1, 2)  # (k, 3, rows, Wc)
-        x = self._round(torch.matmul(x, self.kw))  # horizontal pass: (k, C, rows, W)
-        x = self._round(torch.matmul(self.kh, x))  # vertical pass: (k, C, H, W)
+        if self.vertical_first:
+            x = self._round(torch.matmul(self.kh, x))  # vertical pass: (k, C, H, Wc)
+            x = self._round(torch.matmul(x, self.kw))  # horizontal pass: (k, C, H, W)
+        else:
+            x = self._round(torch.matmul(x, self.kw))  # horizontal pass: (k, C, rows, W)
+            x = self._round(torch.matmul(self.kh, x))  # vertical pass: (k, C, H, W)
         k, c, h, w = x.shape
         return x.reshape(1, k * c, h, w)
+
+
+def pillow_preprocess(camera: tuple[int, int], width: int, height: int, grey: bool, crop_top: float,
+                      probes: int = 8) -> Preprocess:
+    """The :class:`Preprocess` that reproduces ``fit_image`` for these sizes exactly.
+
+    Pillow runs its two passes horizontal first for some sizes and vertical first for others
+    (the rounding between the passes makes the order visible), so both orders are tried on
+    ``probes`` random images and the one that matches Pillow on every pixel is kept. ValueError
+    when neither does (a Pillow whose resize works differently).
+    """
+    from donkeyrl.envs.common import fit_image
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (probes, camera[0], camera[1], 3), dtype=np.uint8)
+    want = np.stack([fit_image(im, width, height, grey, crop_top) for im in images])  # (p, H, W, C)
+    for vertical_first in (False, True):
+        pre = Preprocess(camera, width, height, grey, crop_top, vertical_first)
+        with torch.no_grad():
+            got = np.stack([pre(torch.from_numpy(im[None])).numpy().transpose(0, 2, 3, 1)[0] for im in images])
+        if np.array_equal(got, want):
+            return pre
+    raise ValueError(f"cannot reproduce Pillow's resize of {camera[0]}x{camera[1]} camera images to "
+                     f"{width}x{height} exactly (crop_top {crop_top}); export with this Pillow is not possible")
 
 
 class ExportedPolicy(nn.Module):
@@ -112,9 +152,11 @@ class ExportedPolicy(nn.Module):
     def __init__(self, model: Any, cfg: Any, camera: tuple[int, int], grid: tuple[np.ndarray, np.ndarray] | None,
                  throttle_range: tuple[float, float]) -> None:
         super().__init__()
-        self.pre = Preprocess(camera, cfg.obs_width, cfg.obs_height, cfg.grey, cfg.crop_top)
+        from donkeyrl.rl.algorithms import get_algorithm
+
+        self.pre = pillow_preprocess(camera, cfg.obs_width, cfg.obs_height, cfg.grey, cfg.crop_top)
         self.policy = model.policy.eval()
-        self.agent = cfg.agent
+        self.head = get_algorithm(cfg.agent).action_head
         self.discrete = grid is not None
         box = model.action_space
         if not self.discrete:
@@ -127,12 +169,15 @@ class ExportedPolicy(nn.Module):
         self.tmin, self.tmax = throttle_range
 
     def _raw_action(self, obs: torch.Tensor) -> torch.Tensor:
+        """SB3's deterministic action, by the registry's ``action_head`` of the algorithm."""
         p = self.policy
-        if self.agent == "dqn":
+        if self.head == "q_network":  # DQN: the greedy action
             return torch.argmax(p.q_net(obs), dim=1)
-        if self.agent in ("sac", "tqc"):
-            a = p.actor(obs, deterministic=True)  # tanh-squashed, in [-1, 1]
+        if self.head == "squashed_actor":  # SAC, TQC: the mode tanh(mean) in [-1, 1], rescaled to the box
+            mean, _, _ = p.actor.get_action_dist_params(obs)  # (the distribution object does not export)
+            a = torch.tanh(mean)
             return self.low + 0.5 * (a + 1.0) * (self.high - self.low)
+        # actor_critic (PPO): the distribution's mode (the mean, or the most likely index)
         features = p.extract_features(obs, p.pi_features_extractor)
         logits_or_mean = p.action_net(p.mlp_extractor.forward_actor(features))
         if self.discrete:
