@@ -396,3 +396,17 @@ def test_randomize_serves_a_new_seeded_look_each_episode():
     for a, b in zip(first, again):
         assert np.abs(a.astype(int) - b).mean() < 1.0             # same seed, same looks
     assert np.abs(frames(4)[0].astype(int) - first[0]).mean() > 5
+
+
+def test_a_refused_client_is_told_the_server_may_be_full():
+    cfg = ServerConfig(port=0, fast=True, track="generated_track", max_clients=1, handshake_timeout=0)
+    with DonkeySimServer(cfg) as srv:
+        first = SimClient(srv.host, srv.port, FAST_CLIENT).connect()
+        second = SimClient(srv.host, srv.port, FAST_CLIENT).connect()
+        try:
+            with pytest.raises(SimDisconnected, match="before it sent anything.*max-clients"):
+                second.load_scene("generated_track")
+            assert first.load_scene("generated_track") == "scene"  # never evicted (timeout 0)
+        finally:
+            first.close()
+            second.close()

@@ -121,11 +121,16 @@ class SimClient:
         reason = "connection closed by the simulator"
         sock = self._sock
         assert sock is not None
+        received = False
         try:
             while True:
                 data = sock.recv(1 << 16)
                 if not data:
+                    if not received:  # refused at once: the usual cause is a full server
+                        reason = ("connection closed by the simulator before it sent anything (is it "
+                                  "full? `donkeyrl sim serve` admits --max-clients connections)")
                     break
+                received = True
                 for item in decoder.feed(data):
                     if isinstance(item, P.ProtocolError):
                         self.protocol_errors += 1

@@ -91,7 +91,7 @@ class ServerConfig:
     #: Seconds a send may block (client not reading) before the connection is dropped.
     send_timeout: float = 10.0
     #: Seconds a connection may stay in the menu before it is closed (0 = forever); also how long
-    #: a connection must have been inactive before a newcomer may take its place.
+    #: a connection must have been inactive before a newcomer may take its place (0 = never).
     handshake_timeout: float = 60.0
     #: Seconds without a client message and without car movement before the connection is
     #: closed (0 = never); the Unity simulator's is 300.
@@ -602,7 +602,7 @@ class DonkeySimServer:
             return False
         last, thread, victim = min(live, key=lambda item: item[0])
         inactive = time.monotonic() - last
-        if inactive < self.config.handshake_timeout:
+        if not self.config.handshake_timeout or inactive < self.config.handshake_timeout:
             return False
         log.warning("server full: closing %s (inactive for %.0f s) to admit %s", victim.peer,
                     inactive, newcomer)
