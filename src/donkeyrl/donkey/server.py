@@ -471,7 +471,8 @@ class Session:
     def on_set_position(self, msg: P.SetPosition) -> None:
         if self.world is None or self.car is None:
             return
-        # heading of the quaternion's forward vector q * (0, 0, 1) on the ground plane
+        # heading of the quaternion's forward vector q * (0, 0, 1) on the ground plane; pos_y and
+        # any tilt are not kept: the built-in car always stands on the road
         qx, qy, qz, qw = msg.Qx, msg.Qy, msg.Qz, msg.Qw
         yaw = math.atan2(2.0 * (qx * qz + qw * qy), 1.0 - 2.0 * (qx * qx + qy * qy))
         self.world.teleport(self.car, msg.pos_x, msg.pos_z, yaw)
