@@ -23,8 +23,8 @@ from donkeyrl.sim.track import Track
 class ExpertConfig:
     """Tuning of the expert (units and seconds)."""
 
-    #: Fraction of the grip limit used in bends (margin against sliding).
-    grip_fraction: float = 0.75
+    #: Fraction of the grip limit used in bends (margin against sliding and pure pursuit's lag).
+    grip_fraction: float = 0.5
     #: Deceleration assumed when planning braking before bends (units/s^2).
     plan_decel: float = 14.0
     #: Highest target speed (units/s); below the car's top speed so throttle has headroom.

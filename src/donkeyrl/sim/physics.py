@@ -7,6 +7,12 @@ braking, and (3) that cornering too fast makes the car slide wide. A kinematic b
 lateral-acceleration (grip) limit reproduces exactly those trade-offs, deterministically, and costs
 a few nanoseconds per tick when compiled with numba.
 
+Calibration (docs/physics.md): the constants are the simulator's own car, ``Donkey_new_phys``
+(sdsandbox v22.05.30): mass 50, wheelbase 1.60, steering +-16 degrees, four driven wheels of
+radius 0.32 with motor torque 100 and brake torque 100 each, the torque scaled by its
+``torqueCurve`` (:data:`TORQUE_CURVE`) of speed / maxSpeed (40), Unity rigid-body drag 0.05,
+gravity 78.48 (9.81 m/s^2 at 8 units per metre), tyre friction 1.0 peak / 0.75 sliding, 100 Hz.
+
 Units: simulator units (length) and seconds; mass in the simulator's units (50). Forces are
 mass x units/s^2.
 
@@ -35,29 +41,37 @@ S_X, S_Z, S_YAW, S_V, S_VLAT, S_YAWRATE, S_STEER, S_THROTTLE, S_BRAKE, S_ALONG, 
 STATE_SIZE = 12
 
 
+#: The simulator car's motor torque curve (``Car.torqueCurve`` of ``Donkey_new_phys``): keys of
+#: (speed / maxSpeed, torque factor, slope), evaluated as Unity does (cubic Hermite between keys,
+#: held constant outside them). The torque falls to half at maxSpeed.
+TORQUE_CURVE = ((0.0, 0.9996404, -0.023517786), (0.62, 0.8962091, -0.6331033), (1.0, 0.5012452, -0.6048433))
+
+
 @dataclass(frozen=True)
 class CarParams:
-    """Physical constants of the car (defaults: the DonkeyCar simulator's car, see protocol doc 6)."""
+    """Physical constants of the car (defaults: the DonkeyCar simulator's car; docs/physics.md)."""
 
     mass: float = 50.0
     #: Distance between axles (units); with max_steer_deg it sets the minimum turning radius.
     wheelbase: float = 1.6
     #: Steering angle at |steering| = 1 (degrees).
     max_steer_deg: float = 16.0
-    #: Drive force at standstill and full throttle (mass x units/s^2): 1000 / 50 = 20 units/s^2.
-    max_drive_force: float = 1000.0
-    #: Speed (units/s) at which the drive torque has fallen to half; with the drag terms below it
-    #: is also the top speed at full throttle on a straight (5 telemetry units/s).
+    #: Drive force at standstill and full throttle (mass x units/s^2): four wheels of torque 100 at
+    #: radius 0.32 push 1250, and their inertia (4 x 0.5 x 5 x 0.32^2 / 0.32^2 = 10 units of mass)
+    #: makes that 1250 / 60 = 20.8 units/s^2 on the 50-unit body: 1042.
+    max_drive_force: float = 1042.0
+    #: Speed (units/s) that scales the torque curve (``maxSpeed``); the torque is half there.
     top_speed: float = 40.0
-    #: Linear (rolling) resistance coefficient: force = drag_lin * v.
+    #: Linear resistance coefficient: force = drag_lin * v (Unity rigid-body drag 0.05 x mass 50).
     drag_lin: float = 2.5
-    #: Quadratic (air) drag coefficient: force = drag_quad * v^2. 2.5*40 + 0.25*1600 = 500 = half
-    #: of max_drive_force, so full throttle settles exactly at top_speed.
-    drag_quad: float = 0.25
-    #: Braking force at brake = 1 (30 units/s^2).
-    max_brake_force: float = 1500.0
-    #: Lateral acceleration the tyres can hold (units/s^2). Above it the car slides wide.
-    grip: float = 45.0
+    #: Quadratic (air) drag coefficient: force = drag_quad * v^2 (Unity applies none).
+    drag_quad: float = 0.0
+    #: Braking force at brake = 1: four wheels of brake torque 100 at radius 0.32 (20.8 units/s^2).
+    max_brake_force: float = 1042.0
+    #: Lateral acceleration the tyres can hold (units/s^2). Above it the car slides wide. The
+    #: wheels' sideways friction peaks at 1.0 and slides at 0.75 times the load: 78.5 and 58.9
+    #: units/s^2; 70 is between the two (a single-limit model cannot have both).
+    grip: float = 70.0
     #: While sliding, this fraction of the excess lateral demand scrubs longitudinal speed.
     slide_scrub: float = 0.3
     #: Relaxation time of the lateral slip speed (s).
@@ -74,6 +88,19 @@ class CarParams:
         """Turning radius at full lock and low speed (units)."""
         return self.wheelbase / np.tan(np.radians(self.max_steer_deg))
 
+    @property
+    def terminal_speed(self) -> float:
+        """Speed (units/s) where full throttle's drive force equals the drag on a level straight."""
+        p = self.as_array()
+        lo, hi = 0.0, 1e4
+        for _ in range(100):  # the drive force falls and the drag rises with speed: bisection
+            mid = 0.5 * (lo + hi)
+            if drive_force(1.0, mid, p) > self.drag_lin * mid + self.drag_quad * mid * mid:
+                lo = mid
+            else:
+                hi = mid
+        return 0.5 * (lo + hi)
+
 
 (P_MASS, P_WHEELBASE, P_MAXSTEER, P_FDRIVE, P_TOP, P_DLIN, P_DQUAD, P_FBRAKE, P_GRIP, P_SCRUB, P_TAU,
  P_GRAVITY) = range(12)
@@ -84,13 +111,32 @@ def new_state(n_cars: int) -> np.ndarray:
     return np.zeros((n_cars, STATE_SIZE), dtype=np.float64)
 
 
+_CURVE = np.array(TORQUE_CURVE)
+
+
+@nb.njit(cache=True)
+def torque_factor(x):  # pragma: no cover - jitted
+    """The torque curve at x = speed / maxSpeed (Unity AnimationCurve: Hermite, clamped)."""
+    c = _CURVE
+    if x <= c[0, 0]:
+        return c[0, 1]
+    n = c.shape[0]
+    if x >= c[n - 1, 0]:
+        return c[n - 1, 1]
+    k = 0
+    while x > c[k + 1, 0]:
+        k += 1
+    dt = c[k + 1, 0] - c[k, 0]
+    s = (x - c[k, 0]) / dt
+    s2, s3 = s * s, s * s * s
+    return ((2 * s3 - 3 * s2 + 1) * c[k, 1] + (s3 - 2 * s2 + s) * dt * c[k, 2]
+            + (-2 * s3 + 3 * s2) * c[k + 1, 1] + (s3 - s2) * dt * c[k + 1, 2])
+
+
 @nb.njit(cache=True)
 def drive_force(throttle, v, p):  # pragma: no cover - jitted
-    """Wheel force from the throttle: the torque falls linearly to half at top speed."""
-    fall = abs(v) / p[P_TOP]
-    if fall > 1.0:
-        fall = 1.0
-    return throttle * p[P_FDRIVE] * (1.0 - 0.5 * fall)
+    """Wheel force from the throttle: full force times the torque curve of |v| / top_speed."""
+    return throttle * p[P_FDRIVE] * torque_factor(abs(v) / p[P_TOP])
 
 
 @nb.njit(cache=True)
