@@ -18,7 +18,8 @@ wrongtypes (result with metrics/params of the wrong JSON types) | hugeint (a 400
 
 ``--rewards 50,80,...`` sets trial N's reward to the N-th value; ``--sleep S`` makes a trial
 take S seconds; ``--fail-file PATH`` makes trials crash while PATH exists; ``--model-kb K`` pads
-the model to K KiB (fills disks in the soak benchmark).
+the model to K KiB (fills disks in the soak benchmark); ``--hold S`` makes spawnhang / workers /
+escape finish ok after S seconds, their children left running.
 
 The trainer contract of ``donkeyrl train`` (research/preflight.py): ``--print-schema`` prints
 the parameter schema and ``--check`` validates the arguments and exits 0 ("ok: ...") without
@@ -118,6 +119,7 @@ def main() -> int:
     for name in ("learning_rate", "gamma", "ent_coef"):
         p.add_argument("--" + name.replace("_", "-"), type=bounded(float, name))
     p.add_argument("--sleep", type=float)
+    p.add_argument("--hold", type=float)
     p.add_argument("--domain-randomization", action="store_true")
     if contract:
         p.add_argument("--print-schema", action="store_true", help="print the schema and exit")
@@ -164,8 +166,11 @@ def main() -> int:
         with open(os.path.join(args.save_dir, "escapee.pid"), "w") as fh:
             fh.write(str(child.pid))
     if mode in ("spawnhang", "workers", "escape"):
-        while True:
-            time.sleep(1)
+        if args.hold:  # then finish ok, leaving the children behind for the leader to kill
+            time.sleep(args.hold)
+        else:
+            while True:
+                time.sleep(1)
     if args.sleep:
         time.sleep(args.sleep)
     if mode == "crash":

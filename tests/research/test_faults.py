@@ -452,3 +452,32 @@ def test_controller_config_refuses_absurd_settings(tmp_path):
             make_config(tmp_path / "s", None, **kw)
     assert not (tmp_path / "s").exists()
 
+
+
+def test_temp_files_of_a_killed_controller_are_removed_at_start(tmp_path, space_file):
+    study = tmp_path / "s"
+    run_study(study, space_file, trials=1)
+    left = [study / "running/.trial-9.json.tmp-4242", study / "models/champion/.model.zip.tmp-1",
+            study / ".study.json.tmp-77", study / "models/trial-1/.launch.json.tmp-5",
+            study / ".write-test-99"]
+    for p in left:
+        p.write_text("half")
+    keep = study / "models/trial-1/.tmp-not-ours"
+    keep.write_text("x")
+    run_study(study, space_file, trials=2)
+    assert not any(p.exists() for p in left) and keep.exists()
+
+
+def test_full_disk_while_taking_the_lock_is_exit_4(tmp_path, space_file, monkeypatch):
+    import donkeyrl.research.lock as lock_mod
+    study = tmp_path / "s"
+
+    def full(fd, data, offset):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(lock_mod.os, "pwrite", full)
+    with pytest.raises(StudyError, match="cannot lock study directory .*No space left"):
+        run_study(study, space_file, trials=1)
+    monkeypatch.undo()
+    summary, _ = run_study(study, space_file, trials=1)  # the lock was released
+    assert summary.completed == 1

@@ -58,7 +58,8 @@ from .result import ParsedOutcome, clip_message, log_tail, parse_outcome, unused
 from .runner import Finished, TrialProcess, TrialSpec, remove_trial_tmp
 from .space import default_space, load_space
 from .study import (StudyLog, StudyPaths, check_study_files, ensure_writable, recover_running,
-                    recover_unrecorded, tell_records, used_trial_numbers, write_study_json)
+                    recover_unrecorded, remove_stale_temp_files, tell_records, used_trial_numbers,
+                    write_study_json)
 from .trialcmd import build_argv
 
 __all__ = ["Controller", "StudyError", "StudySummary", "LOW_DISK_BYTES"]
@@ -145,7 +146,11 @@ class Controller:
             raise StudyError(f"cannot use study directory {self.paths.root}: "
                              f"{exc.strerror or exc}") from exc
         lock = StudyLock(self.paths.root)
-        lock.acquire()
+        try:
+            lock.acquire()
+        except OSError as exc:  # StudyLockedError is not an OSError: it passes through
+            raise StudyError(f"cannot lock study directory {self.paths.root}: "
+                             f"{exc.strerror or exc}") from exc
         try:
             try:
                 ensure_writable(self.paths.root)
@@ -168,6 +173,8 @@ class Controller:
         self.study_log.line(text)
 
     def _replay(self) -> int:
+        for path in remove_stale_temp_files(self.paths):
+            log.info("removed %s, left by a controller that was killed while writing it", path)
         read = self.journal.read()
         for p in read.problems:
             self._note(f"journal {self.paths.journal.name} {p}")

@@ -68,9 +68,13 @@ class StudyLock:
                         self.path, pid)
         info = {"pid": os.getpid(), "host": socket.gethostname(),
                 "start_time": start_time(os.getpid()), "started_at": now_iso()}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode() + b"\n", 0)
-        os.fsync(fd)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(info).encode() + b"\n", 0)
+            os.fsync(fd)
+        except OSError:  # e.g. a full disk: drop the lock again, the caller reports the error
+            os.close(fd)
+            raise
         self._fd = fd
 
     def release(self) -> None:

@@ -36,9 +36,11 @@ from .result import parse_outcome
 from .runner import LAUNCH_FILE, read_pid_files, reap_leftover, remove_trial_tmp
 
 __all__ = ["StudyPaths", "StudyLog", "recover_running", "recover_unrecorded", "tell_records",
-           "write_study_json", "check_study_files", "used_trial_numbers"]
+           "write_study_json", "check_study_files", "used_trial_numbers", "remove_stale_temp_files"]
 
 _TRIAL_DIR = re.compile(r"^trial-(\d+)$")
+_TEMP_FILE = re.compile(r"^\..+\.tmp-\d+$|^\.write-test-\d+$")
+"""Temporary files of files.write_json_atomic / copy_atomic and ensure_writable."""
 
 log = logging.getLogger(__name__)
 
@@ -229,6 +231,26 @@ def used_trial_numbers(paths: StudyPaths, records: list[TrialRecord]) -> int:
     for info in read_pid_files(paths.running):
         highest = max(highest, int(info["trial"]))
     return highest
+
+
+def remove_stale_temp_files(paths: StudyPaths) -> list[Path]:
+    """Remove temporary files a killed controller left (it died between writing and renaming).
+
+    Called at start-up while holding the lock and before any trial runs, so none of them can
+    belong to a live writer. Returns what was removed.
+    """
+    removed = []
+    dirs = [paths.root, paths.running, paths.models / "champion", *paths.trial_dirs().values()]
+    for d in dirs:
+        try:
+            entries = list(d.iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            if _TEMP_FILE.match(entry.name) and entry.is_file() and not entry.is_symlink():
+                entry.unlink(missing_ok=True)
+                removed.append(entry)
+    return removed
 
 
 def check_study_files(paths: StudyPaths) -> None:
