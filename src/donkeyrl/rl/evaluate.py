@@ -3,7 +3,9 @@
 Why here and not in the CLI: ``donkeyrl train`` (after training) and ``donkeyrl evaluate`` (any saved
 model, any track) must evaluate identically: the env is rebuilt from the saved TrialConfig through
 :func:`donkeyrl.rl.envbuild.build_vec_env`, and driving metrics come from the DrivingMetrics wrapper
-inside that stack (formula of driving_score: see :mod:`donkeyrl.rl.metrics`).
+inside that stack (formula of driving_score: see :mod:`donkeyrl.rl.metrics`). Evaluation runs one
+single env (``vec_env="dummy"``) whichever path trained the model: the batched training path gives
+the same observations, rewards and infos as single envs (tests/rl/test_batched_training.py).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ def evaluate(model: BaseAlgorithm, cfg: TrialConfig, *, episodes: int, tracks: S
         rewards, lengths = evaluate_policy(model, venv, n_eval_episodes=episodes,
                                            deterministic=deterministic, return_episode_rewards=True,
                                            warn=False)
+        assert isinstance(rewards, list) and isinstance(lengths, list)  # return_episode_rewards=True
         recorded = metrics_wrappers(venv)[0].episodes[:episodes]
     finally:
         venv.close()
