@@ -144,7 +144,8 @@ def champion_drives(data: StudyData, *, sets: dict[str, list[str]] | None = None
         return int(math.ceil((2.0 * lap + CAP_SLACK_SEC) * steps_per_sec)) if lap else DEFAULT_CAP_STEPS
 
     traces = drive_tracks(model, cfg, tracks, max_laps=1, max_steps=cap, seed=0, start_noise=False)
-    by_track = {t.track: t for t in traces}
+    # kept as the cache keeps them (rounded), so a fresh and a cached report draw the same figures
+    by_track = {t.track: DriveTrace.from_json(t.to_json()) for t in traces}
     gif, anim_track = None, None
     if animate and tracks:
         # film the first track of the first set that the champion lapped (a crash after two

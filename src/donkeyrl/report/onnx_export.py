@@ -90,6 +90,9 @@ class Preprocess(nn.Module):
     ``VecTransposeImage``: frame-major (oldest first), then the image's channels.
     """
 
+    kw: torch.Tensor  # (Wc, W) horizontal weights (buffers, declared for the type checker)
+    kh: torch.Tensor  # (H, rows) vertical weights
+
     def __init__(self, camera: tuple[int, int], width: int, height: int, grey: bool, crop_top: float,
                  vertical_first: bool = False) -> None:
         super().__init__()
@@ -148,6 +151,11 @@ def pillow_preprocess(camera: tuple[int, int], width: int, height: int, grey: bo
 
 class ExportedPolicy(nn.Module):
     """Preprocessing + the SB3 policy's deterministic action + the env's action mapping."""
+
+    low: torch.Tensor  # (2,) action box (continuous)
+    high: torch.Tensor
+    steer_values: torch.Tensor  # (n_steer,) discrete grid
+    throttle_values: torch.Tensor  # (n_throttle,)
 
     def __init__(self, model: Any, cfg: Any, camera: tuple[int, int], grid: tuple[np.ndarray, np.ndarray] | None,
                  throttle_range: tuple[float, float]) -> None:
@@ -308,7 +316,7 @@ def camera_frames(n: int, *, track: str = "generated_track", seed: int = 0,
         obs, _ = env.reset(seed=seed)
         base: Any = env.unwrapped
         driver = ExpertDriver(base.sim.track)
-        frames = []
+        frames: list[np.ndarray] = []
         rng = np.random.default_rng(seed)
         while len(frames) < n:
             frames.append(obs)

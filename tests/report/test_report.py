@@ -1,0 +1,119 @@
+"""The HTML report: self-contained, every section present, read-only over the study, cached drives.
+
+The tests marked slow share one report of a study whose champion is driven on all 26 validation and
+test tracks (tens of seconds).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from report_fixtures import tree_digest
+from donkeyrl.report import REPORT_NAME, build_report, load_study, write_report
+from donkeyrl.report.champion import CACHE_DIR
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory, study: Path) -> dict:
+    root = tmp_path_factory.mktemp("rep") / "study"
+    shutil.copytree(study, root)
+    before = tree_digest(root)
+    t0 = time.perf_counter()
+    path = write_report(root)
+    seconds = time.perf_counter() - t0
+    return {"root": root, "path": path, "page": path.read_text(), "before": before, "seconds": seconds}
+
+
+def _images(page: str) -> list[str]:
+    return re.findall(r'<img src="([^"]+)"', page)
+
+
+@pytest.mark.slow
+def test_report_is_one_self_contained_file(written: dict) -> None:
+    page, root = written["page"], written["root"]
+    assert written["path"] == root / REPORT_NAME
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    srcs = _images(page)
+    assert len(srcs) >= 12
+    for src in srcs:  # every image is embedded, and is a real PNG or GIF
+        kind, data = re.match(r"data:image/(png|gif);base64,(.+)", src).groups()
+        raw = base64.b64decode(data)
+        assert raw[:4] == (b"\x89PNG" if kind == "png" else b"GIF8")
+    assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing fetched from a network
+    assert "<script" not in page
+
+
+@pytest.mark.slow
+def test_report_shows_every_section(written: dict) -> None:
+    page = html.unescape(written["page"])
+    data = load_study(written["root"])
+    for title in ("Optimisation history", "Champion progression", "Parameter importance", "Slices",
+                  "GP posterior", "Learning curves", "Validation set", "Test set",
+                  "Lap times against the scripted expert", "The champion driving", "Head to head"):
+        assert title in page, title
+    # failures with their reasons, proposals, champion
+    assert "killed after --trial-timeout 300 s" in page and "ValueError: n_steer out of range" in page
+    assert "reward hacking" in page
+    assert ">gp<" in written["page"] and ">random<" in written["page"]
+    assert f"trial {data.champion.trial}: driving_score" in page
+    assert "fANOVA" in page and "learning_rate" in page
+    missing = sum(t.curve is None for t in data.trials)
+    assert missing >= 4 and f"{missing} trial(s) have no curve recorded" in page  # trial 2 and the failures
+    # every validation and test track appears in the per-track table, with the expert's lap time
+    from donkeyrl.rl.evaluate import expert_lap_time
+    from donkeyrl.sim.tracksets import test_tracks, validation_tracks
+
+    for track in (*validation_tracks(), *test_tracks()):
+        assert f">{track}<" in written["page"], track
+    assert f"{expert_lap_time('warren'):.4g}" in page
+    # the head-to-head rows, every column present (also one only some rows have)
+    for col in ("method", "lap_rate", "best_lap_time", "race_score", "pit_stops"):
+        assert f">{col}<" in written["page"]
+    assert "101.2" in page and "baseline" in page
+
+
+@pytest.mark.slow
+def test_report_only_reads_the_study(written: dict) -> None:
+    root = written["root"]
+    assert tree_digest(root) == written["before"]  # journal, models, logs: byte for byte
+    cache = sorted(p.name for p in (root / CACHE_DIR).iterdir())
+    assert len(cache) == 2 and cache[0].startswith("champion-") and {Path(c).suffix for c in cache} == {".gif", ".json"}
+    assert sorted(p.name for p in root.iterdir()) == sorted(
+        [*{p.split("/")[0] for p in written["before"]}, CACHE_DIR, REPORT_NAME])
+
+
+@pytest.mark.slow
+def test_second_report_reuses_the_cached_drives(written: dict) -> None:
+    root = written["root"]
+    t0 = time.perf_counter()
+    page = build_report(load_study(root))
+    seconds = time.perf_counter() - t0
+    assert "from the cache in report-cache/" in page
+    track_part = lambda p: p[p.index('id="tracks"'):p.index('id="h2h"')]  # noqa: E731
+    assert track_part(page) == track_part(written["page"])  # identical figures and animation
+    assert seconds < written["seconds"]
+    # a new champion model is driven again: the key is the model's sha256
+    cache_json = next((root / CACHE_DIR).glob("*.json"))
+    key = json.loads(cache_json.read_text())["key"]
+    assert key["sha256"].startswith(cache_json.stem.split("-")[1])
+
+
+def test_report_without_driving_and_without_a_champion(tmp_path: Path) -> None:
+    (tmp_path / "results.jsonl").write_text(json.dumps({
+        "trial": 1, "params": {"learning_rate": 1e-3}, "run_status": "crashed", "message": "boom",
+        "objective_name": "driving_score"}) + "\n")
+    out = write_report(tmp_path, tmp_path / "r.html")
+    page = html.unescape(out.read_text())
+    assert "No champion model to drive yet" in page and "none yet" in page and "boom" in page
+    assert "study.json holds no search space" in page
+    assert not (tmp_path / CACHE_DIR).exists()
+    page2 = build_report(load_study(tmp_path), drive=False)
+    assert "Not driven" in page2
