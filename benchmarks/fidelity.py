@@ -16,6 +16,9 @@ downloaded yourself (file names as in :data:`REAL_FRAMES`) to check them.
 
 Goals: line offsets within 0.3 units of the real ones, road brightness within 15 %.
 
+``--figure PNG`` also draws our frame of every catalogue scene at the simulator's spawn pose, and
+ours at the real frames' poses (docs/img/fidelity_scenes.png).
+
 Usage:
     .venv/bin/python benchmarks/fidelity.py [--json] [--save-dir DIR] [--real-dir DIR] [--figure PNG]
 """
@@ -163,12 +166,40 @@ def compare(frame: RealFrame, ours: dict[str, object]) -> dict[str, object]:
     return row
 
 
+def scene_figure(path: Path, scale: int = 2) -> None:
+    """Grid of our frames: every catalogue track at the spawn pose, then the real frames' poses."""
+    from PIL import Image, ImageDraw
+
+    from donkeyrl.sim.simulator import Simulator
+    from donkeyrl.sim.tracks import CATALOGUE
+
+    tiles: list[tuple[str, np.ndarray]] = []
+    for name in CATALOGUE:
+        sim = Simulator(get_track(name), camera=CAM)
+        tiles.append((f"{name} (spawn)", sim.render(0)))
+    for frame in REAL_FRAMES:
+        tiles.append((f"{frame.scene} at the real frame's pose", render_at(frame)))
+    cols = 4
+    w, h = CAM.width * scale, CAM.height * scale
+    sheet = Image.new("RGB", (cols * w, -(-len(tiles) // cols) * (h + 14)), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for k, (label, img) in enumerate(tiles):
+        x, y = (k % cols) * w, (k // cols) * (h + 14)
+        sheet.paste(Image.fromarray(img).resize((w, h), Image.NEAREST), (x, y + 14))
+        draw.text((x + 3, y + 1), label, fill=(0, 0, 0))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--json", action="store_true", help="print one JSON list instead of a table")
     p.add_argument("--save-dir", type=Path, help="also save our frames as PNG here")
-    p.add_argument("--real-dir", type=Path, help="re-measure real frames found here (file names as the sources)")
+    p.add_argument("--real-dir", type=Path, help="re-measure real frames found here (<frame name>.png, 160x120)")
+    p.add_argument("--figure", type=Path, help="save the grid of our frames of every scene to this PNG")
     args = p.parse_args(argv)
+    if args.figure:
+        scene_figure(args.figure)
     rows = []
     for frame in REAL_FRAMES:
         img = render_at(frame)

@@ -301,11 +301,10 @@ def _procedural_candidate(rng: np.random.Generator, name: str) -> Track:
         raise TrackError(f"{name}: candidate too long ({probe.length * scale / 100.0:.0f} units)")
     lanes = 1 if rng.random() < 0.2 else 2
     hw0 = float(rng.uniform(3.0, 6.0)) if lanes == 2 else float(rng.uniform(2.5, 4.0))
+    hw: float | np.ndarray = hw0
     if rng.random() < 0.4:  # varying width: a smooth wave around hw0
         phase, amp = rng.uniform(0, 2 * np.pi), rng.uniform(0.5, 1.5)
         hw = np.clip(hw0 + amp * np.sin(2 * base + phase), 2.5, 6.5)
-    else:
-        hw = hw0
     barriers = bool(rng.random() < 0.25)
     dashed = bool(rng.random() < 0.4)
     hw_road, off = road_layout(hw, lanes)

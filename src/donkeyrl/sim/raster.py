@@ -160,7 +160,8 @@ def build_raster(track: Track, min_cell: float = MIN_CELL, max_cells: int = MAX_
     _rasterize(pts, track.s, track.length, track.closed, float(lo[0]), float(lo[1]), h, band, data, best)
     zones = _zone_tables(track, walls)
     raster = TrackRaster(data=data, ox=float(lo[0]), oz=float(lo[1]), h=h, dtab=TABLE_DS,
-                         length=float(track.length), closed=track.closed, s_jump=1.0 + 8.0 * h, **zones)
+                         length=float(track.length), closed=track.closed, s_jump=1.0 + 8.0 * h,
+                         **zones)  # type: ignore[arg-type]
     log.debug("raster for %s: %dx%d nodes, cell %.2f, %.1f MB", track.name, nx, nz, h, raster.nbytes / 1e6)
     return raster
 

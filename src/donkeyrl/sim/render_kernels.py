@@ -378,9 +378,9 @@ def render_one(out, x, z, yaw, cam_h0, pitch0, cam_fwd, tan_v, tan_h, crop, grid
         ground = dist < fog1
         if not ground:                             # sky, or ground lost in the haze
             elev = math.atan2(dy, horiz)
-            k = 0.0 if dy < 0.0 else min(elev / SKY_TOP_RAD, 1.0)
+            ksky = 0.0 if dy < 0.0 else min(elev / SKY_TOP_RAD, 1.0)
             for ch in range(C):
-                v = prm[ap.P_SKY_H + ch] + k * (prm[ap.P_SKY_T + ch] - prm[ap.P_SKY_H + ch])
+                v = prm[ap.P_SKY_H + ch] + ksky * (prm[ap.P_SKY_T + ch] - prm[ap.P_SKY_H + ch])
                 vv = np.uint8(min(max(v, 0.0), 255.0))
                 for c in range(W):
                     orow[c * C + ch] = vv

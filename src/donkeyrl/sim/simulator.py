@@ -31,12 +31,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numba as nb
 import numpy as np
 
 from donkeyrl.sim import physics as ph
 from donkeyrl.sim.track import PROJECT_WINDOW, Track, project_point
+
+if TYPE_CHECKING:
+    from donkeyrl.sim.appearance import Appearance
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +225,7 @@ class Simulator:
             from donkeyrl.sim.camera import CameraConfig, Renderer  # lazy: rendering is optional
 
             self.renderer = Renderer(track, CameraConfig() if camera == "default" else camera)  # type: ignore[arg-type]
-        self.appearances: list[object | None] = [None] * n_cars
+        self.appearances: list[Appearance | None] = [None] * n_cars
         self.tracks: list[Track] = [track] * n_cars
         self._car_track = np.zeros(n_cars, dtype=np.int64)
         self._pack: _TrackPack | None = None
@@ -303,7 +307,7 @@ class Simulator:
             self.lap_times[i] = []
         self._controls[cars] = 0.0
 
-    def set_appearance(self, car: int, appearance: object | None) -> None:
+    def set_appearance(self, car: int, appearance: Appearance | None) -> None:
         """Camera appearance (domain randomisation) used for car ``car``'s frames."""
         self.appearances[car] = appearance
 
@@ -320,9 +324,9 @@ class Simulator:
         cfg = self.config
         ph.step_cars(self.state, c, self._params, cfg.tick_dt, cfg.substeps)
         self.time += cfg.control_dt
-        update_tracking(self.state, self._car_track, *self._track_args, self.hint, self.s_u, self.s_u_max,
-                        self.cte, self.path_heading, self.y, self.pitch, self.roll, self.off_track, self.hit,
-                        self.hit_kind, self.crossed, CAR_HALF_WIDTH)
+        update_tracking(self.state, self._car_track, *self._track_args, self.hint,  # type: ignore[call-arg]
+                        self.s_u, self.s_u_max, self.cte, self.path_heading, self.y, self.pitch, self.roll,
+                        self.off_track, self.hit, self.hit_kind, self.crossed, CAR_HALF_WIDTH)
         for i in np.flatnonzero(self.crossed):
             self._on_start_line(int(i))
 

@@ -221,7 +221,7 @@ class Track:
                             ("curvature", curv), ("grade", grade), ("length", length)):
             object.__setattr__(self, name, value)
         for arr in (pts, avg, normals, s, curv, grade, cones, self.lat_left, self.lat_right,
-                    self.centre_lat, self.heights):
+                    self.centre_lat, np.asarray(self.heights)):
             arr.setflags(write=False)
 
     # ------------------------------------------------------------------ construction
@@ -288,7 +288,7 @@ class Track:
             path = centre
         else:  # the spline is the road centre; the path is displaced by `off` along the right normal
             tmp = cls(name=name + ":centre", points=centre, lat_left=-hw_s, lat_right=hw_s,
-                      centre_lat=0.0, closed=closed)
+                      centre_lat=np.zeros(len(centre)), closed=closed)
             path = centre + tmp.normals * off_s[:, None]
         track = cls(name=name, points=path, lat_left=-hw_s - off_s, lat_right=hw_s - off_s,
                     centre_lat=-off_s, closed=closed, heights=hy_s, **kwargs)  # type: ignore[arg-type]
@@ -371,10 +371,10 @@ class Track:
 
     def height_at(self, s_at: float) -> float:
         """Road height y at arc length ``s_at`` (wraps if closed)."""
+        h = np.asarray(self.heights)
         if self.closed:
-            return float(np.interp(s_at % self.length, np.append(self.s, self.length),
-                                   np.append(self.heights, self.heights[0])))
-        return float(np.interp(s_at, self.s, self.heights))
+            return float(np.interp(s_at % self.length, np.append(self.s, self.length), np.append(h, h[0])))
+        return float(np.interp(s_at, self.s, h))
 
     def edges_at(self, index: int) -> tuple[float, float]:
         """(left, right) lateral road edge positions at sample ``index``."""
