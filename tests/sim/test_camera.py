@@ -355,3 +355,19 @@ def test_random_looks_span_the_scene_looks_and_beyond() -> None:
     assert min(a.shadow for a in draws) < 0.05 and max(a.shadow for a in draws) > 0.6
     assert min(a.line_width_scale for a in draws) < 0.7 and max(a.line_width_scale for a in draws) > 1.7
     assert max(abs(a.yaw_delta_deg) for a in draws) > 1.5 and max(abs(a.cam_height_delta) for a in draws) > 0.1
+
+
+def test_atlas_drops_unused_tracks_and_keeps_slots_valid() -> None:
+    from donkeyrl.sim.tracks import get_track
+
+    r = Renderer(get_track("oval"))
+    r.MAX_SLOTS = 3
+    for seed in range(4):  # fill the atlas with tracks no car uses any more
+        r.render(0.0, 0.0, 0.0, track=get_track(f"procedural-{seed}"))
+    tracks = [get_track(n) for n in ("procedural-7", "procedural-8", "generated_track")]
+    poses = np.array([t.points[5] for t in tracks])
+    yaws = np.array([np.arctan2(*t.tangents[5]) for t in tracks])
+    batch = r.render_batch(poses[:, 0], poses[:, 1], yaws, tracks=tracks)
+    assert len(r.atlas) <= 4
+    for i, t in enumerate(tracks):
+        assert np.array_equal(batch[i], Renderer(t).render(poses[i, 0], poses[i, 1], yaws[i]))

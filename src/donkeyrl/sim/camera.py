@@ -129,6 +129,11 @@ class RenderAtlas:
         self._dirty = True
         self._arrays: tuple[np.ndarray, ...] = ()
 
+    def has(self, track: Track) -> bool:
+        """Whether ``track`` has a slot."""
+        k = self._slots.get(id(track))
+        return k is not None and self._tracks[k]() is track
+
     def slot(self, track: Track) -> int:
         """Slot index of ``track`` (its raster is built on first use)."""
         k = self._slots.get(id(track))
@@ -304,7 +309,7 @@ class Renderer:
             if len(apps) != n:
                 raise ValueError(f"need one appearance per car ({n}), got {len(apps)}")
         out = self._out(out, (n, *self._shape))
-        slots = np.array([self._slot(t, track_list) for t in track_list], dtype=np.int64)
+        slots = np.array(self._slots(track_list, track_list), dtype=np.int64)
         grid, gmeta, tparams, tabs, zarr, cones = self.atlas.arrays()
         table: dict[int, int] = {}
         looks: list[Appearance] = []
@@ -325,9 +330,15 @@ class Renderer:
         return out
 
     def _slot(self, track: Track, in_use: Sequence[Track]) -> int:
-        if len(self.atlas) >= self.MAX_SLOTS:
+        return self._slots([track], in_use)[0]
+
+    def _slots(self, tracks: Sequence[Track], in_use: Sequence[Track]) -> list[int]:
+        """Atlas slots of ``tracks``; when new ones would overflow the atlas, every track not in
+        ``in_use`` (nor the default track) is dropped first, so all returned slots stay valid."""
+        new = {id(t) for t in tracks if not self.atlas.has(t)}
+        if new and len(self.atlas) + len(new) > self.MAX_SLOTS:
             self.atlas.keep_only([*in_use, self.track])
-        return self.atlas.slot(track)
+        return [self.atlas.slot(t) for t in tracks]
 
     @staticmethod
     def _out(out: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
