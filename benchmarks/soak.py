@@ -292,9 +292,10 @@ def finish(proc: subprocess.Popen[str], study: Study, timeout: float) -> int:
         out, _ = proc.communicate()
         study.counts.problems.append(f"controller did not finish in {timeout:g} s")
         return -1
-    if "Traceback" in out:
+    marker = "Traceback (most recent call last)"  # a Python traceback of the controller
+    if marker in out:
         study.counts.tracebacks += 1
-        study.counts.problems.append("traceback: " + out[out.index("Traceback"):][-1500:])
+        study.counts.problems.append("traceback: " + out[out.index(marker):][:1500])
     code = proc.returncode
     study.counts.exit_codes[str(code)] = study.counts.exit_codes.get(str(code), 0) + 1
     return code

@@ -23,7 +23,8 @@ from donkeyrl.research.procs import group_members, start_time
 from donkeyrl.research.result import parse_outcome
 from donkeyrl.research.runner import TOKEN_ENV, reap_leftover
 
-from research_helpers import fake_command, live_children, make_config, records, run_study
+from research_helpers import (fake_command, live_children, make_config, records, run_study,
+                              zip_bytes)
 
 
 def cli(study: Path, space: Path, trials: int, *extra: str, command: str | None = None) -> list[str]:
@@ -85,7 +86,22 @@ def test_result_nested_deeper_than_the_limit_is_refused(tmp_path):
         nested = {"x": nested}
     rf.write_text(json.dumps({"driving_score": 1.0, "metrics": nested}))
     out = parse_outcome(rf, 0, objective="driving_score", cwd=tmp_path)
-    assert out.run_status == "bad_result" and "nests deeper than 32" in out.message
+    assert out.run_status == "bad_result" and "nests deeper than 31" in out.message
+
+
+def test_result_at_the_depth_limit_makes_a_record_that_reads_back(tmp_path):
+    rf = tmp_path / "result.json"
+    nested: object = 1.0
+    for _ in range(30):
+        nested = {"x": nested}
+    model = tmp_path / "model.zip"
+    model.write_bytes(zip_bytes("m"))
+    rf.write_text(json.dumps({"driving_score": 1.0, "deep": nested, "model_path": str(model)}))
+    out = parse_outcome(rf, 0, objective="driving_score", cwd=tmp_path)
+    assert out.run_status == "ok"
+    rec = TrialRecord(1, {}, out.run_status, objective=out.objective, metrics=out.metrics)
+    Journal(tmp_path / "r.jsonl").append(rec)
+    assert Journal(tmp_path / "r.jsonl").read().records[0].metrics == out.metrics
 
 
 def test_trainer_message_is_one_short_line(tmp_path):

@@ -80,3 +80,12 @@ def test_trial_command_placeholders_reach_the_trial(tmp_path, space_file):
     run_study(study, space_file, trials=1,
               trial_command=fake_command("--plan", "{trial}=crash"))
     assert records(study)[0].run_status == "crashed"  # "1=crash" only if {trial} became 1
+
+
+def test_bad_branch_never_makes_a_half_repository(tmp_path):
+    study = tmp_path / "s"
+    study.mkdir()
+    (study / "results.jsonl").write_text('{"trial": 1}\n')
+    pub = Publisher(study, PublishConfig(remote=str(bare(tmp_path / "r.git")), branch="bad..name"))
+    assert pub.publish("m") is False and "check-ref-format" in pub.last_error
+    assert not (study / ".git").exists()

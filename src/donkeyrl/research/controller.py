@@ -53,7 +53,7 @@ from .journal import Journal, JournalWriteError
 from .lock import StudyLock
 from .preflight import preflight
 from .publish import Publisher
-from .records import TrialRecord
+from .records import RecordError, TrialRecord
 from .result import ParsedOutcome, clip_message, log_tail, parse_outcome, unused_params
 from .runner import Finished, TrialProcess, TrialSpec, remove_trial_tmp
 from .space import default_space, load_space
@@ -257,7 +257,13 @@ class Controller:
 
     def _append(self, rec: TrialRecord) -> None:
         try:
-            self.journal.append(rec)
+            try:
+                self.journal.append(rec)
+            except RecordError as exc:  # would not read back: keep the record, drop the extras
+                log.error("trial %d: record not readable as is (%s): metrics dropped", rec.trial, exc)
+                rec.metrics, rec.used_params = {}, {}
+                rec.message = clip_message(f"{rec.message}; metrics dropped: {exc}".lstrip("; "))
+                self.journal.append(rec)
         except JournalWriteError as exc:
             raise StudyError(str(exc)) from exc
         self.records.append(rec)

@@ -111,6 +111,8 @@ class Publisher:
 
     def _ensure_repo(self) -> None:
         if not (self.study_dir / ".git").exists():
+            # an invalid branch would make `git init -b` fail half-way, leaving a broken .git
+            self._git("check-ref-format", "--branch", self.config.branch)
             self._git("init", "-q", "-b", self.config.branch)
             log.info("initialised a git repository in %s", self.study_dir)
         ignore = self.study_dir / ".gitignore"

@@ -157,8 +157,8 @@ def _load(result_file: Path) -> tuple[dict[str, Any] | None, str]:
         return None, f"result file {result_file} is not valid JSON: {exc}"
     if not isinstance(data, dict):
         return None, f"result file {result_file} holds a {type(data).__name__}, not an object"
-    if json_depth(data) > MAX_JSON_DEPTH:
-        return None, f"result file {result_file} nests deeper than {MAX_JSON_DEPTH} levels"
+    if json_depth(data) > MAX_JSON_DEPTH - 1:  # its fields nest one level deeper in a record
+        return None, f"result file {result_file} nests deeper than {MAX_JSON_DEPTH - 1} levels"
     return data, ""
 
 
