@@ -1,4 +1,5 @@
-"""``donkeyrl drive``: JSON report, GIF output and clean errors, through the real entry point."""
+"""``donkeyrl drive``: JSON report, GIF/MP4 of the expert and of trained models, clean errors, through the
+real entry point."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from donkeyrl.cli import main
 
@@ -56,24 +58,69 @@ def test_gif_is_an_animation_of_the_drive(tmp_path: Path, capsys: pytest.Capture
     frames = imageio.mimread(gif)
     assert len(frames) >= 10
     first, mid = np.asarray(frames[0]), np.asarray(frames[len(frames) // 2])
-    assert first.shape[:2] == (120, 160)
-    assert not np.array_equal(first, mid)  # the view moves
-    # the overlay: a black box with white text in the top-left corner
-    corner = first[:12, :60, :3]
-    assert (corner.max(axis=2) > 200).any() and (corner.max(axis=2) < 30).mean() > 0.5
+    # the camera view at twice its size beside a 240x240 bird's-eye map
+    assert first.shape[:2] == (240, 560)
+    assert not np.array_equal(first[:, :320], mid[:, :320])  # the view moves
+    assert not np.array_equal(first[:, 320:], mid[:, 320:])  # the car moves on the map
+    # the overlay: a black bar with white text across the top of the camera view
+    bar = mid[:14, :320, :3]
+    assert (bar.max(axis=2) > 200).any() and (bar.max(axis=2) < 30).mean() > 0.5
+    assert Image.open(gif).info["duration"] == 100  # ms: every 2nd of the 20 Hz steps, real time
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real PPO model trained for a few hundred steps by `donkeyrl train`."""
+    d = tmp_path_factory.mktemp("model")
+    assert main(["train", "--agent", "ppo", "--actions", "discrete", "--timesteps", "256", "--n-envs", "1",
+                 "--n-steps", "64", "--batch-size", "32", "--eval-episodes", "0", "--save-dir", str(d)]) == 0
+    return d
+
+
+def test_model_drive_records_gif_and_mp4(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import imageio.v3 as iio
+
+    capsys.readouterr()
+    gif, mp4 = tmp_path / "m.gif", tmp_path / "m.mp4"
+    assert main(["drive", "--model", str(model_dir), "--track", "warren", "--max-steps", "60", "--json",
+                 "--gif", str(gif), "--mp4", str(mp4)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["driver"] == "model" and report["track"] == "warren"
+    assert 1 <= report["steps"] <= 60 and report["laps"] == 0
+    video = iio.imread(mp4, plugin="FFMPEG")
+    assert video.shape[1:] == (240, 560, 3) and len(video) == report["steps"] + 1  # the start, then every step
+    assert len(iio.imread(gif)) == -(-len(video) // 2)
+
+
+def test_model_drive_is_the_models_own_policy(model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Same seed, same drive (deterministic policy); the episode ends by the model's own guards."""
+    runs = []
+    for _ in range(2):
+        assert main(["drive", "--model", str(model_dir), "--track", "mini_monaco", "--max-steps", "80",
+                     "--episodes", "2", "--json"]) == 0
+        runs.append(json.loads(capsys.readouterr().out))
+    assert runs[0] == runs[1]
+    assert len(runs[0]["episodes"]) == 2 and all(e["driver"] == "model" for e in runs[0]["episodes"])
 
 
 @pytest.mark.parametrize("args, pattern", [
     (["--track", "nowhere"], "unknown track 'nowhere'"),
     (["--track", "procedural-abc"], "procedural-abc"),
     (["--gif", "/nonexistent_dir_xyz/out.gif"], "does not exist"),
+    (["--mp4", "/nonexistent_dir_xyz/out.mp4"], "does not exist"),
+    (["--gif", "{tmp}"], "is a directory; give a file path"),
+    (["--mp4", "{tmp}"], "is a directory; give a file path"),
+    (["--model", "{tmp}"], "model.zip does not exist"),
+    (["--model", "{tmp}/x", "--track", "nowhere"], "unknown track 'nowhere'"),
 ])
-def test_bad_values_give_one_line_errors(args: list[str], pattern: str,
+def test_bad_values_give_one_line_errors(args: list[str], pattern: str, tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
+    args = [a.format(tmp=tmp_path) for a in args]
     assert main(["drive", *args]) == 2
     err = capsys.readouterr().err
     assert pattern in err and "Traceback" not in err
-    assert err.startswith("donkeyrl drive: error:")
+    assert err.startswith("donkeyrl drive: error:") and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []  # nothing written
 
 
 @pytest.mark.parametrize("args, pattern", [
@@ -81,6 +128,7 @@ def test_bad_values_give_one_line_errors(args: list[str], pattern: str,
     (["--laps", "two"], "'two' is not an integer"),
     (["--seed", "-3"], "-3 must be >= 0"),
     (["--driver", "robot"], "invalid choice: 'robot'"),
+    (["--driver", "expert", "--model", "m"], "not allowed with argument --driver"),
 ])
 def test_bad_arguments_are_refused_by_the_parser(args: list[str], pattern: str,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
@@ -95,6 +143,6 @@ def test_help_explains_every_option(capsys: pytest.CaptureFixture[str]) -> None:
         main(["drive", "--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for opt in ("--track", "--driver", "--episodes", "--laps", "--max-steps", "--seed", "--gif", "--json",
-                "--domain-randomization"):
+    for opt in ("--track", "--driver", "--model", "--episodes", "--laps", "--max-steps", "--seed", "--gif", "--mp4",
+                "--json", "--domain-randomization"):
         assert opt in out

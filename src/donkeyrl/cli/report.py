@@ -37,8 +37,10 @@ def check_out(out: Path | None, flag: str = "--out") -> None:
         return
     if out.is_dir():
         raise CLIError(f"{flag} {out} is a directory; give a file path")
-    if not out.parent.is_dir():
+    if not out.parent.exists():
         raise CLIError(f"{flag} {out}: directory {out.parent} does not exist")
+    if not out.parent.is_dir():
+        raise CLIError(f"{flag} {out}: {out.parent} is not a directory")
 
 
 def run(args: argparse.Namespace) -> int:
