@@ -10,8 +10,8 @@ import pytest
 
 from report_fixtures import train_tiny
 from donkeyrl.envs.common import fit_image
-from donkeyrl.report.onnx_export import (ParityError, camera_frames, check_parity, export_onnx, onnx_actions,
-                                         pil_resize_weights, pillow_preprocess, sb3_actions)
+from donkeyrl.report.onnx_export import (ParityError, action_mapping, camera_frames, check_parity, export_onnx,
+                                         onnx_actions, pil_resize_weights, pillow_preprocess, sb3_actions)
 from donkeyrl.rl.evaluate import load_trained
 
 
@@ -48,14 +48,12 @@ def test_ppo_continuous_parity(ppo_continuous: Path, frames: np.ndarray, tmp_pat
 
 
 def test_ppo_discrete_parity_and_grid(ppo_discrete: Path, frames: np.ndarray, tmp_path: Path) -> None:
-    from donkeyrl.report.onnx_export import _action_setup
-
     got, ref_actions, ref_obs = _parity(ppo_discrete, frames, tmp_path)
     np.testing.assert_array_equal(got["observation"], ref_obs)
     assert got["action"].dtype == np.int64
     np.testing.assert_array_equal(got["action"].reshape(-1), ref_actions.reshape(-1))
     _, cfg = load_trained(ppo_discrete)
-    (steer_values, throttle_values), _, _ = _action_setup(cfg)
+    steer_values, throttle_values = action_mapping(cfg).grid
     i_steer, i_throttle = np.divmod(ref_actions.reshape(-1), len(throttle_values))
     np.testing.assert_array_equal(got["steering"], steer_values[i_steer])
     np.testing.assert_array_equal(got["throttle"], throttle_values[i_throttle])
@@ -81,6 +79,7 @@ def test_metadata_and_shapes(ppo_discrete: Path, tmp_path: Path) -> None:
     _, cfg = load_trained(ppo_discrete)
     assert meta["frame_stack"] == str(cfg.frame_stack) and meta["discrete"] == "true"
     assert meta["frames_order"] == "oldest first" and len(meta["steer_values"].split(",")) == cfg.n_steer
+    assert meta["steer_max_change"] == "none"  # trained without a steering rate limit
     inp = proto.graph.input[0]
     assert inp.name == "frames"
     assert [d.dim_value for d in inp.type.tensor_type.shape.dim] == [cfg.frame_stack, 120, 160, 3]

@@ -11,9 +11,9 @@ The exported graph takes what the car's camera gives and returns what the car ne
 
 Frame stacking is the caller's state: keep the last ``frame_stack`` camera images (a deque) and
 start a drive with black images, which is exactly SB3's ``VecFrameStack`` after a reset (a black
-image preprocesses to zeros). A steering rate limit, when the model was trained with one
-(``steer_rate_limit`` in the file's metadata), is also the caller's: clip each steering change
-to that fraction of the steering range.
+image preprocesses to zeros). A steering rate limit, when the model was trained with one, is also
+the caller's: the metadata's ``steer_max_change`` is the largest steering change per step (from
+0 at the start), ``none`` without a limit.
 
 Preprocessing inside the graph reproduces :func:`donkeyrl.envs.common.fit_image` (the
 crop, Pillow's grey conversion and Pillow's bilinear resize) bit for bit: Pillow converts to grey
@@ -40,8 +40,9 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["ExportedPolicy", "OnnxExport", "ParityError", "export_onnx", "check_parity", "camera_frames",
-           "sb3_actions", "onnx_actions", "pil_resize_weights", "pillow_preprocess", "CAMERA_SHAPE", "ONNX_NAME"]
+__all__ = ["ActionMapping", "ExportedPolicy", "OnnxExport", "ParityError", "action_mapping", "export_onnx",
+           "check_parity", "camera_frames", "sb3_actions", "onnx_actions", "pil_resize_weights", "pillow_preprocess",
+           "CAMERA_SHAPE", "ONNX_NAME"]
 
 log = logging.getLogger(__name__)
 
@@ -220,35 +221,38 @@ class OnnxExport:
     """Largest action difference seen (0 for identical discrete actions)."""
 
 
-def _action_setup(cfg: Any) -> tuple[tuple[np.ndarray, np.ndarray] | None, tuple[float, float], Any]:
-    """(discrete grid or None, throttle clamp range, wrapped env) read from the model's own env
-    stack, so the mapping can never drift from the wrappers."""
+@dataclass(frozen=True)
+class ActionMapping:
+    """How the model's env stack turns a policy action into steering and throttle."""
+
+    grid: tuple[np.ndarray, np.ndarray] | None
+    """(steering values, throttle values) of a discrete agent's action grid; None if continuous."""
+    throttle_range: tuple[float, float]
+    """The throttle clamp (ThrottleClamp)."""
+    steer_max_change: float | None
+    """Largest steering change per step (SteeringRateLimit), None without a limit."""
+
+
+def action_mapping(cfg: Any) -> ActionMapping:
+    """Read from the model's own wrappers (built once, not stepped), so it cannot drift from them."""
     from donkeyrl.report.driving import drive_factory
     from donkeyrl.rl.envbuild import build_env
-    from donkeyrl.rl.wrappers import DiscretizedAction, ThrottleClamp
+    from donkeyrl.rl.wrappers import DiscretizedAction, SteeringRateLimit, ThrottleClamp
 
-    env = build_env(cfg, tracks=[cfg.tracks[0] if _is_track(cfg.tracks[0]) else "generated_track"],
+    env = build_env(cfg, tracks=["generated_track"],
                     env_factory=drive_factory(max_laps=None, max_steps=None, start_noise=False, render=False))
-    grid, clamp = None, (-1.0, 1.0)
+    grid, clamp, limit = None, (-1.0, 1.0), None
     e: Any = env
     while e is not None:
         if isinstance(e, DiscretizedAction):
             grid = (np.asarray(e.steer_values, np.float32), np.asarray(e.throttle_values, np.float32))
         if isinstance(e, ThrottleClamp):
             clamp = (e.throttle_min, e.throttle_max)
+        if isinstance(e, SteeringRateLimit):
+            limit = float(e.max_step)
         e = getattr(e, "env", None)
     env.close()
-    return grid, clamp, env
-
-
-def _is_track(name: str) -> bool:
-    from donkeyrl.sim.tracks import UnknownTrackError, get_track
-
-    try:
-        get_track(name)
-        return True
-    except (UnknownTrackError, ValueError):
-        return False
+    return ActionMapping(grid, clamp, limit)
 
 
 def export_onnx(model_dir: str | Path, out: str | Path | None = None, *, camera: tuple[int, int] = CAMERA_SHAPE,
@@ -267,10 +271,10 @@ def export_onnx(model_dir: str | Path, out: str | Path | None = None, *, camera:
     model, cfg = load_trained(model_dir)
     src = Path(model_dir)
     path = Path(out) if out is not None else (src if src.is_dir() else src.parent) / ONNX_NAME
-    grid, clamp, _ = _action_setup(cfg)
+    mapping = action_mapping(cfg)
+    grid, clamp = mapping.grid, mapping.throttle_range
     module = ExportedPolicy(model, cfg, camera, grid, clamp).eval()
     example = torch.zeros((cfg.frame_stack, camera[0], camera[1], 3), dtype=torch.uint8)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     with torch.no_grad():
         program = torch.onnx.export(module, (example,), dynamo=True, opset_version=OPSET, verbose=False,
                                     input_names=["frames"],
@@ -281,7 +285,8 @@ def export_onnx(model_dir: str | Path, out: str | Path | None = None, *, camera:
         "frame_stack": str(cfg.frame_stack), "camera_height": str(camera[0]), "camera_width": str(camera[1]),
         "obs_width": str(cfg.obs_width), "obs_height": str(cfg.obs_height), "grey": str(cfg.grey).lower(),
         "crop_top": str(cfg.crop_top), "throttle_min": str(clamp[0]), "throttle_max": str(clamp[1]),
-        "steer_rate_limit": str(cfg.steer_rate_limit), "frames_order": "oldest first",
+        "steer_max_change": "none" if mapping.steer_max_change is None else f"{mapping.steer_max_change:.6g}",
+        "frames_order": "oldest first",
     }
     if grid is not None:
         meta["steer_values"] = ",".join(f"{v:.6g}" for v in grid[0])
