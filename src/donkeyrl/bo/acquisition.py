@@ -18,7 +18,7 @@ Candidates equal to an excluded (already evaluated or pending) point are dropped
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Set
 
 import numpy as np
 from scipy.stats import qmc
@@ -88,7 +88,7 @@ def maximize(
     score: ScoreFn,
     space: SearchSpace,
     rng: np.random.Generator,
-    exclude: set[bytes] = frozenset(),
+    exclude: Set[bytes] = frozenset(),
     extra_starts: np.ndarray | None = None,
     n_candidates: int = 1024,
     n_local: int = 5,
@@ -144,9 +144,11 @@ def maximize(
     keep: list[int] = []
     for start in range(0, len(order), 256):  # chunks: usually only the first is needed
         chunk = order[start:start + 256]
-        keep += [i for i, k in zip(chunk, point_keys(X_all[chunk]))
-                 if not (k in seen or seen.add(k))]
+        for i, k in zip(chunk, point_keys(X_all[chunk])):
+            if k not in seen:
+                seen.add(k)
+                keep.append(int(i))
         if len(keep) >= n_top:
             break
-    keep = np.asarray(keep[:n_top], dtype=int)
-    return X_all[keep], S[keep]
+    top = np.asarray(keep[:n_top], dtype=int)
+    return X_all[top], S[top]

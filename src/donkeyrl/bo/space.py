@@ -60,17 +60,28 @@ class Param:
     def n_levels(self) -> int:
         """Number of distinct values (0 for continuous floats)."""
         if self.kind == "int":
-            return int(self.high) - int(self.low) + 1
+            return int(self._high) - int(self._low) + 1
         if self.kind == "categorical":
             return len(self.choices)
         if self.kind == "fixed":
             return 1
         return 0
 
+    @property
+    def _low(self) -> float:
+        """``low`` of a numeric parameter (set for int and float kinds, see ``from_dict``)."""
+        assert self.low is not None, f"{self.name}: a {self.kind} parameter has no bounds"
+        return self.low
+
+    @property
+    def _high(self) -> float:
+        assert self.high is not None, f"{self.name}: a {self.kind} parameter has no bounds"
+        return self.high
+
     # --- scalar encode / decode -------------------------------------------------------------
     def _scale(self) -> tuple[float, float]:
         """Bounds of the (log-)scale on which the unit coordinate is linear."""
-        lo, hi = float(self.low), float(self.high)
+        lo, hi = float(self._low), float(self._high)
         if self.kind == "int":
             lo, hi = lo - 0.5, hi + 0.5
         if self.log:
@@ -104,8 +115,8 @@ class Param:
         t = a + u * (b - a)
         v = math.exp(t) if self.log else t
         if self.kind == "int":
-            return int(min(max(round(v), int(self.low)), int(self.high)))
-        return min(max(float(f"{v:.12g}"), float(self.low)), float(self.high))
+            return int(min(max(round(v), int(self._low)), int(self._high)))
+        return min(max(float(f"{v:.12g}"), float(self._low)), float(self._high))
 
     def to_dict(self) -> dict[str, Any]:
         """The ``from_dict`` form of this parameter."""
@@ -113,7 +124,7 @@ class Param:
             return {"type": "fixed", "value": self.value}
         if self.kind == "categorical":
             return {"type": "categorical", "choices": list(self.choices)}
-        low, high = (int(self.low), int(self.high)) if self.kind == "int" else (self.low, self.high)
+        low, high = (int(self._low), int(self._high)) if self.kind == "int" else (self.low, self.high)
         return {"type": self.kind, "low": low, "high": high, "log": self.log}
 
 
@@ -253,7 +264,7 @@ class SearchSpace:
         levels = []
         for j, p in enumerate(self.free):
             if p.kind == "int" and p.log:
-                levels.append(np.array([p.encode(v) for v in range(int(p.low), int(p.high) + 1)]))
+                levels.append(np.array([p.encode(v) for v in range(int(p._low), int(p._high) + 1)]))
             else:
                 k = int(self.n_levels[j])
                 levels.append((np.arange(k) + 0.5) / k)

@@ -97,9 +97,10 @@ class OutputTransform:
         slope = 1.0 if self.lam == 1.0 else _yj_slope(s, self.lam)
         return (np.asarray(noise_sd, dtype=float) / self.sd * slope / self.sd_w) ** 2
 
-    def std_inverse(self, z: np.ndarray, std_z: np.ndarray) -> np.ndarray:
+    def std_inverse(self, z: np.ndarray | float, std_z: np.ndarray | float) -> np.ndarray:
         """Approximate raw standard deviation of a model-unit N(z, std_z^2): half the mapped
         width of the one-sigma band (exact without warping)."""
+        z, std_z = np.asarray(z, dtype=float), np.asarray(std_z, dtype=float)
         return 0.5 * (self.inverse(z + std_z) - self.inverse(z - std_z))
 
 
