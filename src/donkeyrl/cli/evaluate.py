@@ -7,7 +7,6 @@ evaluation sees exactly what training saw, on whichever tracks are asked for.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -68,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         model, cfg = load_trained(args.model)
     except ModelLoadError as exc:
         raise CLIError(str(exc)) from None
-    cfg = dataclasses.replace(cfg, **simulator_overrides(args))
+    cfg = cfg.replace(**simulator_overrides(args))
     if args.track_set:
         return run_set(args, model, cfg)
     if args.baseline or args.out:
@@ -77,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for track in tracks:
         try:
-            ev = evaluate(model, dataclasses.replace(cfg, tracks=(track,), max_laps=args.max_laps),
+            ev = evaluate(model, cfg.replace(tracks=(track,), max_laps=args.max_laps),
                           episodes=args.episodes,
                           seed=args.seed, deterministic=not args.stochastic)
         except ValueError as exc:  # unknown track names surface here
@@ -120,7 +119,7 @@ def run_set(args: argparse.Namespace, model: Any, cfg: Any) -> int:
             base_model, base_cfg = load_trained(args.baseline)
         except ModelLoadError as exc:
             raise CLIError(f"--baseline: {exc}") from None
-        base_cfg = dataclasses.replace(base_cfg, **simulator_overrides(args))
+        base_cfg = base_cfg.replace(**simulator_overrides(args))
         drivers["baseline"] = race_tracks(base_model, base_cfg, tracks, seed=args.seed,
                                           deterministic=not args.stochastic)
         desc["baseline"] = f"{args.baseline} ({base_cfg.agent}, trained on {', '.join(base_cfg.tracks)})"

@@ -235,6 +235,13 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     save_dir = args.save_dir or f"models/run-{time.strftime('%Y%m%d-%H%M%S')}"
     _check_outputs(args, cfg, save_dir, create=not args.check)
+    if cfg.init_model and not args.check:
+        from donkeyrl.rl.finetune import InitModelError, load_init
+
+        try:
+            load_init(cfg.init_model, cfg)
+        except InitModelError as exc:
+            raise CLIError(str(exc)) from None
     if args.check:
         from donkeyrl.rl.train import check_trial, failure_message
 
@@ -268,6 +275,7 @@ def summary_line(result: dict[str, Any]) -> str:
         return "-" if value is None else format(value, spec)
 
     return (f"mean reward {fmt('mean_reward', '.3f')} +/- {fmt('std_reward', '.3f')}  "
-            f"driving score {fmt('driving_score', '.1f')}  laps {fmt('laps', '.1f')}  "
+            f"driving score {fmt('driving_score', '.1f')}  race score {fmt('race_score', '.1f')}  "
+            f"laps {fmt('laps', '.1f')}  "
             f"best lap {fmt('best_lap_time', '.2f')} s  {fmt('train_steps_per_sec', '.0f')} steps/s  "
             f"model {result.get('model_path')}")

@@ -91,6 +91,13 @@ class RunConfig(_Section):
     device: str = param("auto", choices=DEVICES)
     """Torch device of the learner: auto picks cpu, the device the default small-CNN pipeline was
     measured and tuned on (see donkeyrl.rl.agents); cuda needs a CUDA build of torch and a GPU."""
+    init_model: str | None = param(None, metavar="DIR")
+    """Fine-tune: start from this saved model's weights (its directory or model.zip) instead of a
+    random policy; its agent, actions, observation and network must match this trial's (checked
+    before training, see donkeyrl.rl.finetune); none = a fresh policy."""
+    validation: bool = param(True)
+    """After training, race the model once on every track of the validation set (built-in
+    simulator; the race_score objective of a study, see donkeyrl.rl.race); false skips it."""
 
 
 @dataclass(frozen=True)

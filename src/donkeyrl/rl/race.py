@@ -54,6 +54,9 @@ LAPPED_BASE = 50.0
 PACE_WEIGHT = 50.0
 CENTRING_WEIGHT = 10.0
 NOT_LAPPED_WEIGHT = 40.0
+#: Lap-time ratio charged for a track not lapped, in the two-objective (Pareto) view of a set:
+#: three times the expert's lap, slower than any lap a study would keep.
+UNLAPPED_RATIO = 3.0
 
 
 def race_score(*, lapped: bool, pace: float | None, mean_abs_cte: float, completion: float) -> float:
@@ -152,8 +155,7 @@ def race_tracks(model: Any, cfg: Any, tracks: Sequence[str], *, seed: int | None
     from donkeyrl.rl.evaluate import evaluate
 
     races = []
-    race_cfg = cfg.replace(max_laps=RACE_LAPS) if hasattr(cfg, "replace") else \
-        dataclasses.replace(cfg, max_laps=RACE_LAPS)
+    race_cfg = cfg.replace(max_laps=RACE_LAPS)
     for track in tracks:
         ev = evaluate(model, race_cfg, episodes=1, tracks=[track], seed=seed,
                       deterministic=deterministic, env_factory=env_factory)
@@ -167,7 +169,11 @@ def race_tracks(model: Any, cfg: Any, tracks: Sequence[str], *, seed: int | None
 
 
 def summarise_races(races: Sequence[TrackRace]) -> dict[str, Any]:
-    """Set-level figures: mean race score, lap rate, pace and centring over the tracks."""
+    """Set-level figures: mean race score, lap rate, pace and centring over the tracks.
+
+    ``lap_time_ratio_penalised`` is the mean over all tracks of T_flying / T_expert with
+    :data:`UNLAPPED_RATIO` for a track not lapped (the lap-time objective of a Pareto study).
+    """
     if not races:
         return {"race_score": None, "lap_rate": None, "mean_pace": None, "mean_abs_cte": None,
                 "tracks": []}
@@ -179,6 +185,8 @@ def summarise_races(races: Sequence[TrackRace]) -> dict[str, Any]:
         "lap_rate": len(lapped) / len(races),
         "mean_pace": float(np.mean(paces)) if paces else None,
         "mean_lap_time_ratio": float(np.mean([1.0 / p for p in paces])) if paces else None,
+        "lap_time_ratio_penalised": float(np.mean([1.0 / r.pace if r.lapped and r.pace else UNLAPPED_RATIO
+                                                   for r in races])),
         "mean_abs_cte": float(np.mean([r.mean_abs_cte for r in races])),
         "off_track_count": int(sum(r.off_track_count for r in races)),
         "tracks": [r.to_dict() for r in races],

@@ -48,6 +48,7 @@ from donkeyrl.rl.callbacks import DivergenceError, ProgressCallback, check_finit
 from donkeyrl.rl.config import TrialConfig
 from donkeyrl.rl.envbuild import EnvFactory, build_vec_env
 from donkeyrl.rl.evaluate import evaluate
+from donkeyrl.rl.finetune import init_weights, load_init
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,8 @@ def check_trial(cfg: TrialConfig, *, env_factory: EnvFactory | None = None) -> s
     venv = build_vec_env(cfg, env_factory=env_factory)
     try:
         model = build_agent(cfg, venv)
+        if cfg.init_model:
+            init_weights(model, load_init(cfg.init_model, cfg), cfg.init_model)
         n_params = sum(p.numel() for p in model.policy.parameters())
         obs_shape = "x".join(str(d) for d in venv.observation_space.shape or ())
         space = venv.action_space
@@ -161,6 +164,8 @@ def run_trial(cfg: TrialConfig, save_dir: str | Path, *, env_factory: EnvFactory
     try:
         venv = build_vec_env(cfg, env_factory=env_factory)
         model = build_agent(cfg, venv)
+        if cfg.init_model:
+            init_weights(model, load_init(cfg.init_model, cfg), cfg.init_model)
         if tensorboard_dir is not None:
             run_dir = Path(tensorboard_dir) / out_dir.resolve().name
             model.set_logger(configure(str(run_dir), ["tensorboard"]))
@@ -190,6 +195,8 @@ def run_trial(cfg: TrialConfig, save_dir: str | Path, *, env_factory: EnvFactory
                 raise DivergenceError(f"evaluation reward is {ev['mean_reward']}")
             result.update(ev)
             _log_evaluation(model, ev)
+        if cfg.validation:
+            result.update(validation_result(model, cfg, say))
     except Exception as exc:
         result["run_status"] = classify_failure(exc)
         result["message"] = failure_message(exc)
@@ -202,6 +209,28 @@ def run_trial(cfg: TrialConfig, save_dir: str | Path, *, env_factory: EnvFactory
             model.logger.close()
     result["elapsed_sec"] = time.perf_counter() - t0
     return _json_safe(result)
+
+
+def validation_result(model: BaseAlgorithm, cfg: TrialConfig, say: Callable[[str], None]) -> dict[str, Any]:
+    """Races ``model`` on the validation set: ``race_score`` (the mean) and the ``validation`` summary.
+
+    Always on the built-in simulator (the validation set's procedural tracks exist only there).
+    """
+    from donkeyrl.rl.race import race_tracks, summarise_races
+    from donkeyrl.sim.tracksets import validation_tracks
+
+    def show(r: Any) -> None:
+        lap = f"flying lap {r.flying_lap_time:.2f} s (expert {r.expert_lap_time:.2f} s)" if r.lapped else \
+            f"not lapped ({r.end_reason}, completion {r.completion:.2f})"
+        say(f"validation {r.track}: {lap}, |cte| {r.mean_abs_cte:.2f}, race score {r.race_score:.1f}")
+
+    race_cfg = cfg.replace(sim="embedded") if cfg.sim != "embedded" else cfg
+    summary = summarise_races(race_tracks(model, race_cfg, validation_tracks(), seed=cfg.seed, on_track=show))
+    say(f"validation race score {summary['race_score']:.2f} (lap rate {summary['lap_rate']:.0%})")
+    out = {"race_score": summary["race_score"], "validation": summary}
+    for key in ("lap_rate", "mean_lap_time_ratio", "lap_time_ratio_penalised", "mean_abs_cte"):
+        out[f"validation_{key}"] = summary.get(key)
+    return out
 
 
 def _log_evaluation(model: BaseAlgorithm, ev: dict[str, Any]) -> None:
