@@ -277,7 +277,7 @@ class Renderer:
         if not (math.isfinite(x) and math.isfinite(z) and math.isfinite(yaw)):
             raise ValueError(f"render pose must be finite, got x={x!r}, z={z!r}, yaw={yaw!r}")
         tr = self.track if track is None else track
-        k = self._slot(tr, [tr])
+        k = self.atlas.slot(tr) if self.atlas.has(tr) else self._slot(tr, [tr])
         grid, gmeta, tparams, tabs, zarr, cones = self.atlas.arrays()
         lut, prm = self._tables(self._look(appearance, tr))
         rk.render_one(out, float(x), float(z), float(yaw), *self._cam, grid, gmeta[k], tparams[k], tabs, zarr, cones,
@@ -344,7 +344,7 @@ class Renderer:
     def _out(out: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
         if out is None:
             return np.empty(shape, dtype=np.uint8)
-        if out.shape != shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
+        if out.shape != shape or out.dtype != np.uint8 or not out.flags["C_CONTIGUOUS"]:
             raise ValueError(f"out must be a C-contiguous uint8 array of shape {shape}, "
                              f"got {out.dtype} {out.shape}")
         return out

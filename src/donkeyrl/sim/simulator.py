@@ -30,6 +30,7 @@ its body reaching a cone stops it there and reports a hit.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -363,20 +364,20 @@ class Simulator:
 
     def telemetry(self, car: int = 0) -> Telemetry:
         """A snapshot of car ``car`` after the last step."""
-        st = self.state[car]
+        st = self.state[car].tolist()
         idx = int(self.hint[car])
         heading = float(self.path_heading[car])
-        yaw = float(st[ph.S_YAW])
-        v, v_lat = float(st[ph.S_V]), float(st[ph.S_VLAT])
+        yaw = st[ph.S_YAW]
+        v, v_lat = st[ph.S_V], st[ph.S_VLAT]
         return Telemetry(
-            x=float(st[ph.S_X]), z=float(st[ph.S_Z]), yaw=yaw, speed=float(np.hypot(v, v_lat)),
-            forward_vel=v, vel_x=v_lat, vel_z=v, yaw_rate=float(st[ph.S_YAWRATE]),
-            accel_x=float(st[ph.S_ALAT]), accel_z=float(st[ph.S_ALONG]), cte=float(self.cte[car]),
-            heading_error=float(np.angle(np.exp(1j * (yaw - heading)))), progress=self.progress(car),
+            x=st[ph.S_X], z=st[ph.S_Z], yaw=yaw, speed=math.hypot(v, v_lat),
+            forward_vel=v, vel_x=v_lat, vel_z=v, yaw_rate=st[ph.S_YAWRATE],
+            accel_x=st[ph.S_ALAT], accel_z=st[ph.S_ALONG], cte=float(self.cte[car]),
+            heading_error=math.remainder(yaw - heading, 2 * math.pi), progress=self.progress(car),
             lap_count=int(self.lap_count[car]), last_lap_time=float(self.last_lap_time[car]),
             lap_times=tuple(self.lap_times[car]), hit=HIT_NAMES[int(self.hit_kind[car])],
             off_track=bool(self.off_track[car]), time=float(self.time[car]),
-            steering=float(st[ph.S_STEER]), throttle=float(st[ph.S_THROTTLE]), path_index=idx,
+            steering=st[ph.S_STEER], throttle=st[ph.S_THROTTLE], path_index=idx,
             crossed_start=bool(self.crossed[car]), y=float(self.y[car]), pitch=float(self.pitch[car]),
             roll=float(self.roll[car]))
 
