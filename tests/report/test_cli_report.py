@@ -6,6 +6,7 @@ import html
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -37,13 +38,15 @@ def test_bad_input_is_one_line(args: list[str], pattern: str, study: Path, tmp_p
     assert list(tmp_path.iterdir()) == []
 
 
-def test_unwritable_output_is_one_line(study: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """/proc takes no new files, not even from root: the write fails after the work, cleanly."""
+def test_unwritable_output_is_one_line_before_any_work(study: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """/proc takes no new files, not even from root: refused before the study is read."""
     if not Path("/proc/self").exists():
         pytest.skip("needs Linux's /proc")
-    assert main(["report", str(study), "--out", "/proc/r.html", "--no-drive"]) == 2
+    t0 = time.perf_counter()
+    assert main(["report", str(study), "--out", "/proc/r.html"]) == 2
+    assert time.perf_counter() - t0 < 2.0  # no drive, no figure
     err = capsys.readouterr().err
-    assert err.startswith("donkeyrl report: error: cannot write the report /proc/r.html:")
+    assert err.startswith("donkeyrl report: error: --out /proc/r.html: cannot write in /proc:")
     assert "Traceback" not in err and err.count("\n") == 1
 
 

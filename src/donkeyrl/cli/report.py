@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ def register(subparsers: Any) -> None:
                    help="skip driving the champion on the track sets (a report in seconds, without the "
                    "track section and the animation)")
     p.add_argument("--no-cache", action="store_true",
-                   help="drive the champion again even when its drives are cached")
+                   help="drive the champion again even when its drives are cached (and refresh the cache)")
     p.set_defaults(func=run)
 
 
@@ -41,6 +42,11 @@ def check_out(out: Path | None, flag: str = "--out") -> None:
         raise CLIError(f"{flag} {out}: directory {out.parent} does not exist")
     if not out.parent.is_dir():
         raise CLIError(f"{flag} {out}: {out.parent} is not a directory")
+    try:  # a file can be created there (read-only mounts, permissions, /proc): known before the work
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=".donkeyrl-write-test-"):
+            pass
+    except OSError as exc:
+        raise CLIError(f"{flag} {out}: cannot write in {out.parent}: {exc.strerror or exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 #: Cache directory inside the study (only the report writes there).
 CACHE_DIR = "report-cache"
 #: Bump when the drive protocol changes, so old cache entries are not reused.
-DRIVE_VERSION = 1
+DRIVE_VERSION = 2
 #: Seconds added to twice the expert's lap time for the episode's step cap.
 CAP_SLACK_SEC = 5.0
 #: Step cap on a track without an expert lap time (open road).
@@ -109,7 +109,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
 def champion_drives(data: StudyData, *, sets: dict[str, list[str]] | None = None,
                     use_cache: bool = True, animate: bool = True) -> ChampionDrives | None:
     """The champion driven on every track of ``sets`` (default: validation and test); None
-    without a loadable champion."""
+    without a loadable champion. ``use_cache=False`` drives again (and refreshes the cache)."""
     from donkeyrl.rl.evaluate import ModelLoadError, expert_lap_time, load_trained
     from donkeyrl.sim.simulator import SimConfig
 
@@ -155,8 +155,7 @@ def champion_drives(data: StudyData, *, sets: dict[str, list[str]] | None = None
         gif = _film(model, cfg, anim_track, cap, steps_per_sec)
     seconds = time.perf_counter() - t0
     out = ChampionDrives(trial, sha, sets, by_track, expert, gif, anim_track, seconds, False)
-    if use_cache:
-        _write_cache(cache_dir, stem, key, out)
+    _write_cache(cache_dir, stem, key, out)
     return out
 
 
