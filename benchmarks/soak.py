@@ -8,7 +8,7 @@ process in a session of its own):
    until it completes: start the controller, SIGKILL it (the controller only, never its group)
    after a random delay of 0.05 to 4 s (start-up, preflight, proposals, trials, recording), then
    check; once ``--restarts`` kills are done, the last run of a study goes to the end (exit 0,
-   exactly ``--trials`` finished trials). Every 4th run first damages the journal while no
+   exactly ``--trials`` finished trials). Every 2nd run first damages the journal while no
    controller runs, cycling through: a torn record (half of a real line, no newline), a record
    with wrong field types, garbage bytes (not UTF-8), a 100000-deep nesting.
 2. Disk phase: study B lives on a tmpfs of ``--disk-mb`` MiB mounted in a private mount namespace
@@ -312,7 +312,7 @@ def kill_phase(base: Path, restarts: int, trials: int, rng: random.Random, c: Co
         home.mkdir()
         study = Study(home / "study", home / "study", trials, rng, [], 0, c)
         for i in range(1000):
-            damaged = i % 4 == 3 and study.damage(DAMAGES[c.damages % len(DAMAGES)])
+            damaged = i % 2 == 1 and study.damage(DAMAGES[c.damages % len(DAMAGES)])
             if damaged:
                 c.damages += 1
                 c.faults_injected += 1

@@ -20,9 +20,12 @@ trial command template (--trial-command):
   Split like a shell line; placeholders {python} (this interpreter), {trial}, {study_dir},
   {trial_dir}. The controller appends: --agent A --track T.. --eval-episodes E --seed S
   --save-dir <study>/models/trial-N --result-file <study>/models/trial-N/result.json
-  [--reward R], then one '--foo-bar VALUE' per searched parameter foo_bar (True -> bare flag,
-  False -> omitted), then every --train-arg. The trial must write the result JSON of
-  'donkeyrl train --result-file'; the objective is read from it, never from stdout.
+  [--reward R] [--tensorboard DIR], then one '--foo-bar VALUE' per searched parameter foo_bar
+  (True -> bare flag, False -> omitted), then every --train-arg. The trial must write the
+  result JSON of 'donkeyrl train --result-file'; the objective is read from it, never from
+  stdout. Each trial runs under a small leader process in its own process group: when the
+  trial ends, is stopped, or the controller dies (even by SIGKILL), the leader kills
+  everything the trial started (workers, wrapped commands) within --kill-grace seconds.
 
 study directory: results.jsonl (one record per trial, append-only), study.log (readable),
   logs/trial-N.log (live trial output), models/trial-N/, models/champion/{model.zip,
