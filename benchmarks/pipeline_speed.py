@@ -13,10 +13,15 @@ one: PPO, 8 cars, 64x32 grey crop, 2 stacked frames, CompactCNN, 1 torch thread)
   update that compiles kernels and fills caches);
 - ``env_share``: the fraction of that training time spent inside the VecEnv (stepping, resets,
   wrappers, frame stacking), measured by a timing wrapper around the stack; the rest is the
-  learner (policy forward passes while collecting, PPO updates).
+  learner (policy forward passes while collecting, PPO updates);
+- the same split in CPU time per step (``env_cpu_us_per_step``, ``learner_cpu_us_per_step``):
+  process time (one torch thread, one render thread: the process runs one thread at a time). It
+  is less sensitive to the other processes than wall time, not immune: on the shared 2 vCPUs
+  their load also slows each instruction (shared caches, sibling hyperthreads).
 
-Paths of one regime run back to back in the same process, so their ratio is the claim; absolute
-numbers depend on the machine's load (record ``uptime`` with them).
+Both paths of a regime live in the same process and are measured in alternating rounds (drive,
+drive, learn, learn, repeated ``--rounds`` times), so they share the machine's load; their ratio
+is the claim. Absolute wall-clock numbers depend on the load (record ``uptime`` with them).
 """
 
 from __future__ import annotations
@@ -45,78 +50,113 @@ PATHS = ("dummy", "batched")
 
 
 class StepTimer(VecEnvWrapper):
-    """Accumulates the wall time spent in the wrapped VecEnv (reset, step_async, step_wait)."""
+    """Accumulates the wall and CPU time spent in the wrapped VecEnv (reset, step_async, step_wait)."""
 
     def __init__(self, venv: VecEnv) -> None:
         super().__init__(venv)
-        self.seconds = 0.0
+        self.wall = self.cpu = 0.0
 
-    def reset(self) -> Any:
-        t = time.perf_counter()
-        obs = self.venv.reset()
-        self.seconds += time.perf_counter() - t
-        return obs
-
-    def step_async(self, actions: np.ndarray) -> None:
-        t = time.perf_counter()
-        self.venv.step_async(actions)
-        self.seconds += time.perf_counter() - t
-
-    def step_wait(self) -> Any:
-        t = time.perf_counter()
-        out = self.venv.step_wait()
-        self.seconds += time.perf_counter() - t
+    def _timed(self, fn: Any, *args: Any) -> Any:
+        w, c = time.perf_counter(), time.process_time()
+        out = fn(*args)
+        self.wall += time.perf_counter() - w
+        self.cpu += time.process_time() - c
         return out
 
+    def reset(self) -> Any:
+        return self._timed(self.venv.reset)
 
-def env_only(venv: VecEnv, seconds: float = 3.0) -> float:
-    """Car-steps/s of random actions through the stack."""
-    venv.action_space.seed(0)
-    venv.reset()
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        venv.step(np.array([venv.action_space.sample() for _ in range(venv.num_envs)]))
-        n += venv.num_envs
-    return n / (time.perf_counter() - t0)
+    def step_async(self, actions: np.ndarray) -> None:
+        self._timed(self.venv.step_async, actions)
+
+    def step_wait(self) -> Any:
+        return self._timed(self.venv.step_wait)
 
 
-def measure(regime: str, path: str, steps: int) -> dict[str, Any]:
+class PathRun:
+    """One path of a regime: its env stack (timed) and a PPO model on it, warmed up."""
+
+    def __init__(self, cfg: TrialConfig, path: str) -> None:
+        self.name = path
+        self.venv = StepTimer(build_vec_env(cfg, vec_env=path))
+        self.venv.action_space.seed(0)
+        self.model = build_agent(cfg, self.venv)
+        self.rollout = cfg.n_steps * self.venv.num_envs
+        self.model.learn(self.rollout)  # warm-up: one rollout + update (kernels compiled, caches full)
+        self.env_steps = self.train_steps = 0
+        self.env_wall = self.env_cpu = 0.0
+        self.train_wall = self.train_cpu = self.train_env_wall = self.train_env_cpu = 0.0
+
+    def drive(self, seconds: float) -> None:
+        """Random actions through the stack, no learning."""
+        n = self.venv.num_envs
+        self.venv.reset()
+        w, c = time.perf_counter(), time.process_time()
+        while time.perf_counter() - w < seconds:
+            self.venv.step(np.array([self.venv.action_space.sample() for _ in range(n)]))
+            self.env_steps += n
+        self.env_wall += time.perf_counter() - w
+        self.env_cpu += time.process_time() - c
+
+    def learn(self, steps: int) -> None:
+        self.venv.wall = self.venv.cpu = 0.0
+        w, c = time.perf_counter(), time.process_time()
+        self.model.learn(steps, reset_num_timesteps=False)
+        self.train_wall += time.perf_counter() - w
+        self.train_cpu += time.process_time() - c
+        self.train_env_wall += self.venv.wall
+        self.train_env_cpu += self.venv.cpu
+        self.train_steps += steps
+
+    def row(self, regime: str) -> dict[str, Any]:
+        us = 1e6 / self.train_steps
+        return {"regime": regime, "path": self.name, "n_envs": self.venv.num_envs, "steps": self.train_steps,
+                "env_only_steps_per_sec": round(self.env_steps / self.env_wall),
+                "env_only_cpu_us_per_step": round(1e6 * self.env_cpu / self.env_steps, 1),
+                "train_steps_per_sec": round(self.train_steps / self.train_wall, 1),
+                "env_share": round(self.train_env_wall / self.train_wall, 3),
+                "env_cpu_us_per_step": round(us * self.train_env_cpu, 1),
+                "learner_cpu_us_per_step": round(us * (self.train_cpu - self.train_env_cpu), 1),
+                "obs_shape": list(self.venv.observation_space.shape)}
+
+
+def measure(regime: str, steps: int, rounds: int) -> list[dict[str, Any]]:
+    """Both paths of a regime, in alternating rounds so that they share the machine's load."""
     cfg = TrialConfig(**REGIMES[regime])
-    venv = StepTimer(build_vec_env(cfg, vec_env=path))
+    runs = [PathRun(cfg, name) for name in PATHS]
+    rollout = runs[0].rollout
+    chunk = max(rollout, steps // rounds // rollout * rollout)
     try:
-        env_rate = env_only(venv)
-        model = build_agent(cfg, venv)
-        rollout = cfg.n_steps * venv.num_envs
-        model.learn(rollout)  # warm-up: one rollout + update
-        total = max(steps, rollout)
-        venv.seconds = 0.0
-        t = time.perf_counter()
-        model.learn(total, reset_num_timesteps=False)
-        learn_sec = time.perf_counter() - t
+        for _ in range(rounds):
+            for run in runs:
+                run.drive(1.0)
+            for run in runs:
+                run.learn(chunk)
     finally:
-        venv.close()
-    return {"regime": regime, "path": path, "n_envs": venv.num_envs, "steps": total,
-            "env_only_steps_per_sec": round(env_rate), "train_steps_per_sec": round(total / learn_sec, 1),
-            "env_share": round(venv.seconds / learn_sec, 3), "learner_share": round(1 - venv.seconds / learn_sec, 3),
-            "obs_shape": list(venv.observation_space.shape)}
+        for run in runs:
+            run.venv.close()
+    dummy, batched = rows = [run.row(regime) for run in runs]
+    for key in ("train_steps_per_sec", "env_only_steps_per_sec"):
+        batched[f"{key.removesuffix('_steps_per_sec')}_speedup_vs_dummy"] = round(batched[key] / dummy[key], 2)
+    batched["env_cpu_ratio_vs_dummy"] = round(batched["env_cpu_us_per_step"] / dummy["env_cpu_us_per_step"], 2)
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=8192, help="learning steps per row (default: 8192)")
+    p.add_argument("--steps", type=int, default=8192, help="learning steps per path and regime (default: 8192)")
+    p.add_argument("--rounds", type=int, default=4, help="alternating rounds per regime (default: 4)")
     p.add_argument("--only", nargs="*", choices=sorted(REGIMES), help="regimes to run (default: all)")
     p.add_argument("--json", action="store_true", help="JSON lines output")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     for regime in args.only or REGIMES:
-        rows = [measure(regime, path, args.steps) for path in PATHS]
-        dummy, batched = rows
-        for key in ("train_steps_per_sec", "env_only_steps_per_sec"):
-            batched[f"{key.removesuffix('_steps_per_sec')}_speedup_vs_dummy"] = round(batched[key] / dummy[key], 2)
-        for row in rows:
+        for row in measure(regime, args.steps, args.rounds):
             print(json.dumps(row) if args.json else
                   f"{regime:<13} {row['path']:<8} env-only {row['env_only_steps_per_sec']:>6} steps/s   "
-                  f"train {row['train_steps_per_sec']:>7} steps/s   env share {row['env_share']:.0%}", flush=True)
+                  f"train {row['train_steps_per_sec']:>7} steps/s   env share {row['env_share']:.0%} "
+                  f"(CPU per step: env {row['env_cpu_us_per_step']} us, learner {row['learner_cpu_us_per_step']} us)",
+                  flush=True)
     return 0
 
 
