@@ -260,6 +260,11 @@ def _put(orow, C, c, lutf, cls, level, fog, fogc):  # pragma: no cover - jitted
     """Write one pixel of class ``cls`` at noise ``level`` (0..N_LEVELS-1) with haze ``fog``/256."""
     base = (cls * ap.N_LEVELS + level) * 3
     if C == 3:
+        if fog == 0:
+            orow[c * 3] = lutf[base]
+            orow[c * 3 + 1] = lutf[base + 1]
+            orow[c * 3 + 2] = lutf[base + 2]
+            return
         for ch in range(3):
             v = np.int32(lutf[base + ch])
             orow[c * 3 + ch] = np.uint8(v + (((fogc[ch] - v) * fog) >> 8))
