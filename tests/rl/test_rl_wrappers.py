@@ -1,4 +1,4 @@
-"""Action grid (TC-001), rewards that cannot be farmed, guards, observation preprocessing."""
+"""Action grid (TC-001), rewards that cannot be farmed, guards, observation preprocessing; their batch forms."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium import spaces
+from stable_baselines3.common.vec_env import VecEnv
 
+from donkeyrl.rl.vecwrappers import VecEpisodeMonitor, VecMinLapTimeGuard, VecProgressReward
 from donkeyrl.rl.wrappers import (DiscretizedAction, ImagePreprocess, MinLapTimeGuard,
                                   ProgressReward, SpeedReward, SteeringRateLimit, ThrottleClamp,
                                   preprocess_image)
@@ -185,3 +187,93 @@ def test_steering_rate_limit_smooths_steering():
     assert base.last_action[0] == pytest.approx(-0.3)  # the limit restarts from 0 each episode
     with pytest.raises(ValueError, match="steer_rate_limit"):
         SteeringRateLimit(base, 0.0)
+
+
+# ------------------------------------------------------------------------------ batch forms
+
+
+class ScriptedVec(VecEnv):
+    """Cars replaying one list of info dicts each (like Scripted), with BatchedDonkeyEnv's reset_car."""
+
+    render_mode = None  # read by VecEnv.__init__
+
+    def __init__(self, scripts: list[list[dict]]) -> None:
+        super().__init__(len(scripts), Scripted.observation_space, Scripted.action_space)
+        self.scripts, self.k = scripts, [0] * len(scripts)
+        self.resets: list[int] = []
+        self.actions = None
+
+    def reset_car(self, i: int):
+        self.k[i] = 0
+        self.resets.append(i)
+        self.reset_infos[i] = {"progress": 0.0, "lap_count": 0, "track_length": 200.0}
+        return np.full((8, 8, 1), 100 + i, np.uint8), self.reset_infos[i]
+
+    def reset(self):
+        return np.stack([self.reset_car(i)[0] for i in range(self.num_envs)])
+
+    def step_async(self, actions):
+        self.actions = np.asarray(actions)
+
+    def step_wait(self):
+        obs = np.stack([np.full((8, 8, 1), 10 * (self.k[i] + 1), np.uint8) for i in range(self.num_envs)])
+        infos, dones = [], np.zeros(self.num_envs, bool)
+        for i in range(self.num_envs):
+            info = dict(self.scripts[i][self.k[i]])
+            self.k[i] += 1
+            terminated = bool(info.pop("_terminated", False))
+            info["TimeLimit.truncated"] = False
+            dones[i] = terminated
+            infos.append(info)
+        return obs, np.full(self.num_envs, 123.0), dones, infos
+
+    def close(self): ...
+    def get_attr(self, attr_name, indices=None): return [getattr(self, attr_name)] * self.num_envs
+    def set_attr(self, attr_name, value, indices=None): ...
+    def env_method(self, method_name, *args, indices=None, **kwargs): ...
+    def env_is_wrapped(self, wrapper_class, indices=None): return [False] * self.num_envs
+
+
+def test_batch_progress_reward_equals_the_gym_wrapper():
+    infos = [_info(2.0), _info(4.0, cte=4.0), _info(500.0), dict(_info(501.0), _terminated=True)]
+    gym_env = ProgressReward(Scripted(infos), max_cte=8.0, crash_penalty=5.0)
+    gym_env.reset()
+    expected = [gym_env.step(np.zeros(2))[1] for _ in range(4)]
+    venv = VecProgressReward(ScriptedVec([infos, infos]), max_cte=8.0, crash_penalty=5.0)
+    venv.reset()
+    got = [venv.step(np.zeros((2, 2)))[1] for _ in range(4)]
+    assert [r[0] for r in got] == [r[1] for r in got] == expected == pytest.approx([0.25, 0.125, 0.0, -5.0])
+
+
+def test_batch_short_lap_guard_resets_only_that_car_through_the_stack():
+    short = [_info(1.0), _info(2.0, lap_count=1, last_lap_time=1.5), _info(3.0)]
+    plain = [_info(1.0), _info(2.0), _info(3.0)]
+    base = ScriptedVec([plain, short])
+    progress = VecProgressReward(base, max_cte=8.0)
+    venv = VecMinLapTimeGuard(progress, min_lap_time=None, penalty=2.0)
+    venv.reset()
+    base.resets.clear()
+    venv.step(np.zeros((2, 2)))
+    obs, rewards, dones, infos = venv.step(np.zeros((2, 2)))
+    assert dones.tolist() == [False, True] and rewards[1] == -2.0 and rewards[0] == pytest.approx(0.125)
+    assert infos[1]["terminated_reason"] == "short_lap" and infos[1]["TimeLimit.truncated"] is False
+    assert infos[1]["terminal_observation"][0, 0, 0] == 20 and obs[1, 0, 0, 0] == 101  # the reset frame
+    assert base.resets == [1] and venv.reset_infos[1]["progress"] == 0.0
+    assert progress._last.tolist() == [2.0, 0.0]  # the reward below restarted car 1's episode too
+
+
+def test_batch_monitor_sums_like_monitor_and_hands_up_float32():
+    rewards = [0.1, 0.2, 0.30000000000000004]
+    infos = [_info(1.0), _info(2.0), dict(_info(3.0), _terminated=True)]
+
+    class Rewarding(ScriptedVec):
+        def step_wait(self):
+            obs, _, dones, infos = super().step_wait()
+            return obs, np.full(self.num_envs, rewards[self.k[0] - 1]), dones, infos
+
+    venv = VecEpisodeMonitor(Rewarding([infos]))
+    venv.reset()
+    for _ in range(3):
+        _, r, dones, out = venv.step(np.zeros((1, 2)))
+        assert r.dtype == np.float32
+    assert dones[0] and out[0]["episode"]["r"] == round(sum(rewards), 6) and out[0]["episode"]["l"] == 3
