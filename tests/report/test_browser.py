@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from donkeyrl.report import write_report
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 #: Flags that keep a headless Chromium quiet and offline on this machine (without the networking
@@ -54,11 +53,8 @@ def open_in_chromium(path: Path, tmp_path: Path) -> tuple[list[dict], list[str],
 
 
 @pytest.mark.slow
-def test_chromium_opens_the_report_and_loads_every_image(study: Path, tmp_path: Path) -> None:
-    root = tmp_path / "study"
-    shutil.copytree(study, root)
-    out = write_report(root, tmp_path / "report.html")
-    images, errors, title = open_in_chromium(out, tmp_path)
+def test_chromium_opens_the_report_and_loads_every_image(written: dict, tmp_path: Path) -> None:
+    images, errors, title = open_in_chromium(written["path"], tmp_path)
     assert errors == []
     assert "study report" in title
     assert len(images) >= 12
