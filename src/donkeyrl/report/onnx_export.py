@@ -30,8 +30,11 @@ from the simulator and refuses a file whose actions differ (:func:`check_parity`
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import warnings
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -255,6 +258,24 @@ def action_mapping(cfg: Any) -> ActionMapping:
     return ActionMapping(grid, clamp, limit)
 
 
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """torch.onnx's notes about absent torchvision ops and its own deprecation warnings kept off the
+    console (the CLI owns it); errors still raise."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "onnxscript", "onnx_ir")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
 def export_onnx(model_dir: str | Path, out: str | Path | None = None, *, camera: tuple[int, int] = CAMERA_SHAPE,
                 check_frames: int = 100, atol: float = 1e-5) -> OnnxExport:
     """Writes the policy of ``model_dir`` (model.zip + trial_config.json) as ONNX.
@@ -275,7 +296,7 @@ def export_onnx(model_dir: str | Path, out: str | Path | None = None, *, camera:
     grid, clamp = mapping.grid, mapping.throttle_range
     module = ExportedPolicy(model, cfg, camera, grid, clamp).eval()
     example = torch.zeros((cfg.frame_stack, camera[0], camera[1], 3), dtype=torch.uint8)
-    with torch.no_grad():
+    with torch.no_grad(), _quiet_exporter():
         program = torch.onnx.export(module, (example,), dynamo=True, opset_version=OPSET, verbose=False,
                                     input_names=["frames"],
                                     output_names=["action", "steering", "throttle", "observation"])
