@@ -26,21 +26,28 @@ def test_default_space_per_agent(agent):
 
 
 def test_default_spaces_keep_their_documented_values_and_order():
-    """The encoding follows the order, so a study's proposals for a seed stay what they were."""
+    """The encoding follows the order, so a study's proposals for a seed stay what they were.
+
+    Each default space is the algorithm's entries followed by the driving knobs (DRIVING_SPACE).
+    """
+    from donkeyrl.research.space import DRIVING_SPACE
+
+    driving = list(DRIVING_SPACE)
     lr = {"type": "float", "low": 1e-5, "high": 3e-3, "log": True}
     gamma = {"type": "float", "low": 0.9, "high": 0.999, "log": False}
     ts = {"type": "int", "low": 5000, "high": 20000, "log": False}
     grid = {"n_steer": {"type": "int", "low": 3, "high": 9, "log": False},
             "n_throttle": {"type": "int", "low": 1, "high": 5, "log": False}}
     ppo = default_space("ppo").to_dict()
-    assert list(ppo.items()) == list({
+    assert list(ppo) == [*list(ppo)[:len(ppo) - len(driving)], *driving]
+    assert list(ppo.items())[:len(ppo) - len(driving)] == list({
         "learning_rate": lr, "timesteps": ts, "actions": {"type": "fixed", "value": "discrete"}, **grid,
         "n_steps": {"type": "categorical", "choices": [64, 128, 256, 512]},
         "ent_coef": {"type": "float", "low": 1e-4, "high": 0.05, "log": True},
         "batch_size": {"type": "categorical", "choices": [32, 64, 128]}, "gamma": gamma}.items())
     assert list(default_space("dqn").to_dict()) == ["learning_rate", "timesteps", "n_steer", "n_throttle",
-                                                    "batch_size", "gamma"]
-    assert list(default_space("sac").to_dict()) == ["learning_rate", "timesteps", "batch_size", "gamma"]
+                                                    "batch_size", "gamma", *driving]
+    assert list(default_space("sac").to_dict()) == ["learning_rate", "timesteps", "batch_size", "gamma", *driving]
     assert "top_quantiles_to_drop_per_net" in default_space("tqc").to_dict()
 
 

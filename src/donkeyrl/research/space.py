@@ -2,9 +2,14 @@
 
 The default space of an agent is its registry entry's ``search_space``
 (:data:`donkeyrl.rl.algorithms.REGISTRY`) plus ``timesteps`` in ``[--min-timesteps,
---max-timesteps]`` (fixed when min == max), placed right after ``learning_rate``: the order of the
-parameters fixes their encoding, so a study's proposals for a given seed stay the same. Every
-name reaches ``donkeyrl train`` as ``--name-with-dashes VALUE``. Today's entries:
+--max-timesteps]`` (fixed when min == max), placed right after ``learning_rate``, followed by
+:data:`DRIVING_SPACE`, the knobs that decide whether a policy generalises and how fast it drives
+(the same for every agent). The order of the parameters fixes their encoding, so a study's
+proposals for a given seed stay the same. Every name reaches ``donkeyrl train`` as
+``--name-with-dashes VALUE`` (tests/research/test_space_reaches_trainer.py proves, for every
+parameter of every default space, that the value arrives in the built env or model).
+
+Algorithm entries:
 
 ========== ===================================== ===================================
 parameter  ppo / dqn                             sac / tqc
@@ -20,6 +25,22 @@ batch_size ppo: 32, 64, 128; dqn: 32, 64, 128     64, 128, 256
 ========== ===================================== ===================================
 
 tqc also searches ``top_quantiles_to_drop_per_net`` (int, [0, 5]).
+
+Driving entries (:data:`DRIVING_SPACE`, every agent):
+
+==================== ============================================ ==================================
+parameter            values                                       why
+==================== ============================================ ==================================
+tracks               mixed, procedural, catalogue                 training-track regime: variety
+domain_randomization true, false                                  appearance variety
+frame_stack          int [1, 4]                                   motion cue (speed, yaw rate)
+obs_width/obs_height 48, 64, 96 / 24, 32, 48                      detail the network sees ahead
+steer_rate_limit     float [0.1, 1.0] (1.0: no limit)             smooth, decisive steering
+throttle_min/max     float [0.0, 0.5] / [0.5, 1.0]                pace and the risk taken
+reward               progress, speed                              what training pays for
+crash_penalty        float, log, [0.1, 10]                        how much a crash costs
+net_width            32, 64, 128, 256                             capacity of the policy heads
+==================== ============================================ ==================================
 
 PPO is searched on the discrete (n_steer x n_throttle) action grid (``actions`` fixed to
 ``discrete``), so that the discretisation parameters reach the trainer; for continuous PPO pass
@@ -45,13 +66,28 @@ from typing import Any
 from donkeyrl.bo import SearchSpace, SearchSpaceError
 from donkeyrl.rl.algorithms import AGENTS, REGISTRY
 
-__all__ = ["AGENTS", "RESERVED", "default_space", "load_space", "timesteps_spec"]
+__all__ = ["AGENTS", "DRIVING_SPACE", "RESERVED", "default_space", "load_space", "timesteps_spec"]
 
 RESERVED = ("save_dir", "result_file", "seed", "track", "eval_episodes")
 """Flags the controller passes itself; a search space may not define them."""
 
 #: ``timesteps`` goes right after this parameter of a default space (first if it is absent).
 _TIMESTEPS_AFTER = "learning_rate"
+
+#: Generalisation and speed knobs searched for every agent (see the module docstring).
+DRIVING_SPACE: dict[str, dict[str, Any]] = {
+    "tracks": {"type": "categorical", "choices": ["mixed", "procedural", "catalogue"]},
+    "domain_randomization": {"type": "categorical", "choices": [True, False]},
+    "frame_stack": {"type": "int", "low": 1, "high": 4},
+    "obs_width": {"type": "categorical", "choices": [48, 64, 96]},
+    "obs_height": {"type": "categorical", "choices": [24, 32, 48]},
+    "steer_rate_limit": {"type": "float", "low": 0.1, "high": 1.0},
+    "throttle_min": {"type": "float", "low": 0.0, "high": 0.5},
+    "throttle_max": {"type": "float", "low": 0.5, "high": 1.0},
+    "reward": {"type": "categorical", "choices": ["progress", "speed"]},
+    "crash_penalty": {"type": "float", "low": 0.1, "high": 10.0, "log": True},
+    "net_width": {"type": "categorical", "choices": [32, 64, 128, 256]},
+}
 
 
 def timesteps_spec(min_timesteps: int, max_timesteps: int) -> dict[str, Any]:
@@ -79,6 +115,7 @@ def default_space(agent: str, min_timesteps: int = 5000,
         spec[name] = dict(param)
         if name == _TIMESTEPS_AFTER:
             spec["timesteps"] = timesteps_spec(min_timesteps, max_timesteps)
+    spec.update({name: dict(p) for name, p in DRIVING_SPACE.items()})
     return SearchSpace.from_dict(spec)
 
 
