@@ -73,7 +73,8 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real PPO model trained for a few hundred steps by `donkeyrl train`."""
     d = tmp_path_factory.mktemp("model")
     assert main(["train", "--agent", "ppo", "--actions", "discrete", "--timesteps", "256", "--n-envs", "1",
-                 "--n-steps", "64", "--batch-size", "32", "--eval-episodes", "0", "--save-dir", str(d)]) == 0
+                 "--n-steps", "64", "--batch-size", "32", "--eval-episodes", "0", "--validation", "false",
+                 "--save-dir", str(d)]) == 0
     return d
 
 

@@ -17,7 +17,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("model")
     assert main(["train", "--agent", "ppo", "--actions", "continuous", "--timesteps", "256", "--n-envs", "1",
                  "--n-steps", "64", "--batch-size", "32", "--frame-stack", "3", "--eval-episodes", "0",
-                 "--save-dir", str(d)]) == 0
+                 "--validation", "false", "--save-dir", str(d)]) == 0
     return d
 
 
