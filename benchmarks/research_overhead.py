@@ -1,7 +1,9 @@
 """Controller overhead of `donkeyrl research` per trial, with instant fake trials.
 
 Runs a study of --trials trials of tests/research/fake_trial.py (a trial is ~50 ms of Python
-start-up) with --cooldown 0 on the default search space of --agent, and reports the wall time
+start-up; ``--lenient``: it takes every flag of the default space, which is why the preflight,
+a one-off check against the real trainer, is off) with --cooldown 0 on the default search space
+of --agent, and reports the wall time
 per trial over the first and the last 10 trials (proposal + launch + record + champion), plus
 the processes left behind (must be 0). It also times the trial leader (research/leader.py) in
 the same run: ``--launches`` launches of an empty Python process directly and through the
@@ -55,7 +57,7 @@ def main() -> int:
         study = Path(tmp) / "study"
         cfg = StudyConfig(study_dir=study, trials=args.trials, agent=args.agent, cooldown=0.0,
                           workers=args.workers, poll_interval=0.01,
-                          trial_command=f"{sys.executable} {FAKE}")
+                          trial_command=f"{sys.executable} {FAKE} --lenient", preflight=False)
         t0 = time.perf_counter()
         Controller(cfg, LogReporter()).run()
         wall = time.perf_counter() - t0

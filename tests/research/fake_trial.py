@@ -19,7 +19,8 @@ wrongtypes (result with metrics/params of the wrong JSON types) | hugeint (a 400
 ``--rewards 50,80,...`` sets trial N's reward to the N-th value; ``--sleep S`` makes a trial
 take S seconds; ``--fail-file PATH`` makes trials crash while PATH exists; ``--model-kb K`` pads
 the model to K KiB (fills disks in the soak benchmark); ``--hold S`` makes spawnhang / workers /
-escape finish ok after S seconds, their children left running.
+escape finish ok after S seconds, their children left running; ``--lenient`` accepts any other
+``--flag VALUE`` (benchmarks on the full default spaces).
 
 The trainer contract of ``donkeyrl train`` (research/preflight.py): ``--print-schema`` prints
 the parameter schema and ``--check`` validates the arguments and exits 0 ("ok: ...") without
@@ -94,6 +95,16 @@ def bounded(kind: type, name: str):
     return convert
 
 
+def typed(text: str):
+    """A command-line value as the number or boolean it spells, else the text."""
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
 def write_model(path: str, trial: int, kb: int) -> None:
     """A real (tiny) zip archive, like a saved SB3 model, padded to ``kb`` KiB."""
     import zipfile
@@ -124,7 +135,12 @@ def main() -> int:
     if contract:
         p.add_argument("--print-schema", action="store_true", help="print the schema and exit")
         p.add_argument("--check", action="store_true", help="validate the arguments and exit")
-    args = p.parse_args()
+    p.add_argument("--lenient", action="store_true",
+                   help="accept unknown --flag VALUE pairs and report them as used params")
+    args, unknown = p.parse_known_args()
+    if unknown and not args.lenient:
+        p.error(f"unrecognized arguments: {' '.join(unknown)}")
+    extra = {k.lstrip("-").replace("-", "_"): typed(v) for k, v in zip(unknown[::2], unknown[1::2])}
     if contract and args.print_schema:
         print(json.dumps(SCHEMA))
         return 0
@@ -206,7 +222,7 @@ def main() -> int:
         value = 1e308
     n = args.eval_episodes or 5
     result = {
-        "params": {k: v for k, v in vars(args).items() if v is not None},
+        "params": {**{k: v for k, v in vars(args).items() if v is not None}, **extra},
         "mean_reward": value, "std_reward": 0.5, "episode_rewards": [value] * n,
         "driving_score": value, "completion": 1.0, "laps": 1, "mean_abs_cte": 0.3,
         "reward_hacking_flag": mode == "hack", "model_path": model,
