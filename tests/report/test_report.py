@@ -105,3 +105,19 @@ def test_report_without_driving_and_without_a_champion(tmp_path: Path) -> None:
     assert not (tmp_path / CACHE_DIR).exists()
     page2 = build_report(load_study(tmp_path), drive=False)
     assert "Not driven" in page2
+
+
+def test_a_champion_that_cannot_drive_still_gives_a_report(study: Path, tmp_path: Path) -> None:
+    """A config that no longer fits its model (observation size edited): the page says so."""
+    import shutil
+
+    from donkeyrl.rl.config import TrialConfig
+
+    root = tmp_path / "s"
+    shutil.copytree(study, root)
+    champion = root / "models" / "champion"
+    cfg = TrialConfig.load(champion)
+    cfg.replace(obs_width=cfg.obs_width + 16).save(champion)
+    page = html.unescape(write_report(root).read_text())
+    assert "driving the champion failed" in page and "Optimisation history" in page
+    assert "No animation" in page

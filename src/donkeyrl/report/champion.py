@@ -143,7 +143,12 @@ def champion_drives(data: StudyData, *, sets: dict[str, list[str]] | None = None
         lap = expert.get(track)
         return int(math.ceil((2.0 * lap + CAP_SLACK_SEC) * steps_per_sec)) if lap else DEFAULT_CAP_STEPS
 
-    traces = drive_tracks(model, cfg, tracks, max_laps=1, max_steps=cap, seed=0, start_noise=False)
+    try:
+        traces = drive_tracks(model, cfg, tracks, max_laps=1, max_steps=cap, seed=0, start_noise=False)
+    except Exception as exc:  # the report is written at the end of every study: never fail it here
+        log.warning("driving the champion failed: %s", exc, exc_info=log.isEnabledFor(logging.DEBUG))
+        return ChampionDrives(trial, sha, sets, {}, {}, notes=[f"driving the champion failed: "
+                                                              f"{type(exc).__name__}: {exc}"])
     # kept as the cache keeps them (rounded), so a fresh and a cached report draw the same figures
     by_track = {t.track: DriveTrace.from_json(t.to_json()) for t in traces}
     gif, anim_track = None, None
@@ -152,7 +157,11 @@ def champion_drives(data: StudyData, *, sets: dict[str, list[str]] | None = None
         # seconds makes a poor film); the drive is deterministic, so it is the same lap again
         first = next(iter(sets.values()), tracks)
         anim_track = next((t for t in first if _lap_time(by_track[t]) is not None), first[0] if first else tracks[0])
-        gif = _film(model, cfg, anim_track, cap, steps_per_sec)
+        try:
+            gif = _film(model, cfg, anim_track, cap, steps_per_sec)
+        except Exception as exc:  # as above: a report without its film is still a report
+            log.warning("filming the champion on %s failed: %s", anim_track, exc)
+            anim_track = None
     seconds = time.perf_counter() - t0
     out = ChampionDrives(trial, sha, sets, by_track, expert, gif, anim_track, seconds, False)
     _write_cache(cache_dir, stem, key, out)
