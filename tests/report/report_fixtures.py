@@ -100,6 +100,7 @@ def build_study(root: Path, model_dir: Path, *, n_ok: int = 10, head_to_head: bo
     if head_to_head:
         (root / "head_to_head.json").write_text(json.dumps({
             "set": "test", "tracks": ["warren", "canyon"],
+            "methods": {"champion": "the study's champion", "expert": "the scripted expert"},
             "rows": [{"method": "champion", "track": "warren", "lap_rate": 1.0, "best_lap_time": 16.1,
                       "mean_lap_time": 16.3, "mean_abs_cte": 0.3, "off_track_count": 0, "race_score": 101.2,
                       "pit_stops": 0},

@@ -65,7 +65,7 @@ def test_report_shows_every_section(written: dict) -> None:
     # the head-to-head rows, every column present (also one only some rows have)
     for col in ("method", "lap_rate", "best_lap_time", "race_score", "pit_stops"):
         assert f">{col}<" in written["page"]
-    assert "101.2" in page and "baseline" in page
+    assert "101.2" in page and "baseline" in page and "the scripted expert" in page
 
 
 @pytest.mark.slow

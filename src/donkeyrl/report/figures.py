@@ -53,7 +53,9 @@ def history_figure(data: StudyData) -> Figure:
     trials = data.trials
     ok = [t for t in trials if t.record.usable]
     floor = _failed_floor([float(t.record.objective) for t in ok])  # type: ignore[arg-type]
-    for source, (colour, label) in SOURCE_STYLE.items():
+    sources = list(SOURCE_STYLE) + sorted({t.source for t in ok} - set(SOURCE_STYLE))
+    for source in sources:
+        colour, label = SOURCE_STYLE.get(source, ("#cc79a7", f"{source} proposal"))
         pts = [t for t in ok if t.source == source]
         if pts:
             ax.scatter([t.trial for t in pts], [_objective(t) for t in pts], s=36, c=colour,

@@ -245,6 +245,9 @@ def _head_to_head(data: StudyData) -> str:
                 "champion, the scripted expert and a baseline on the test set).</p>")
     rows = [r for r in h2h.get("rows", []) if isinstance(r, dict)]
     out = f"<p>Track set: <b>{_esc(h2h.get('set', '?'))}</b>, {len(h2h.get('tracks', []))} tracks.</p>"
+    methods = h2h.get("methods")
+    if isinstance(methods, dict) and methods:
+        out += table([{"method": k, "what": v} for k, v in methods.items()], left=("method", "what"))
     summary = h2h.get("summary")
     if isinstance(summary, dict) and summary:
         out += "<h3>Summary</h3>" + table([{"method": k, **v} for k, v in summary.items() if isinstance(v, dict)],

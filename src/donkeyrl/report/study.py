@@ -5,7 +5,8 @@ same way, and must never change it. Everything here only opens files for reading
 journal line is reported (by :class:`donkeyrl.research.journal.Journal`) and skipped, like the
 controller does on resume.
 
-Who proposed a trial (``TrialView.source``): the journal does not say, but the controller writes
+Who proposed a trial (``TrialView.source``): a record's own ``proposal`` field when the journal
+carries one; otherwise (today) it is read from the log, where the controller writes
 ``proposal for trial N: top candidates ...`` to ``study.log`` for every model-based (GP+UCB)
 proposal, and nothing for a random one. So a trial with that line is ``gp``; a trial numbered
 below the first such line is ``random`` (the optimizer's random phase comes first); any other
@@ -122,13 +123,19 @@ def load_study(root: str | Path) -> StudyData:
     objective = str(info.get("objective") or
                     (read.records[0].objective_name if read.records else "objective"))
     sources = proposal_sources(paths.study_log, [r.trial for r in read.records])
-    trials = [TrialView(rec, sources[rec.trial], paths.trial_dir(rec.trial),
+    trials = [TrialView(rec, _recorded_source(rec) or sources[rec.trial], paths.trial_dir(rec.trial),
                         read_curve(_model_dir(paths, rec) / CURVE_FILE))
               for rec in read.records]
     h2h = _read_json(paths.root / HEAD_TO_HEAD_FILE, notes)
     return StudyData(root=paths.root, trials=trials, problems=read.problems, info=info, space=space,
                      objective=objective, champion=fold_champion(read.records),
                      head_to_head=h2h if isinstance(h2h, dict) else None, notes=notes)
+
+
+def _recorded_source(rec: TrialRecord) -> str | None:
+    """The record's own ``proposal`` field, should the journal carry one (preferred to the log)."""
+    value = getattr(rec, "proposal", None)
+    return value if isinstance(value, str) and value else None
 
 
 def _model_dir(paths: StudyPaths, rec: TrialRecord) -> Path:
