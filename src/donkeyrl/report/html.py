@@ -201,7 +201,7 @@ def _curves(data: StudyData) -> str:
     return body + f'<p class="note">{_esc(note)}</p>'
 
 
-def _champion_tracks(drives: ChampionDrives | None, data: StudyData) -> str:
+def _champion_tracks(drives: ChampionDrives | None) -> str:
     if drives is None:
         return "<p>No champion model to drive yet (or its trial config is missing).</p>"
     if not drives.traces:
@@ -272,7 +272,7 @@ def build_report(data: StudyData, *, drive: bool = True, use_cache: bool = True)
         ("posterior", "GP posterior", _posterior(data, imp)),
         ("curves", "Learning curves", _curves(data)),
         ("tracks", "The champion on the validation and test tracks",
-         _champion_tracks(drives, data) if drive else "<p>Not driven (report built without driving).</p>"),
+         _champion_tracks(drives) if drive else "<p>Not driven (report built without driving).</p>"),
         ("animation", "The champion driving", _animation(drives, drive)),
         ("h2h", "Head to head", _head_to_head(data)),
     ]
