@@ -14,6 +14,7 @@ from rich.markup import escape
 from donkeyrl.cli.common import (CLIError, add_simulator_arguments, non_negative_float,
                                  positive_float, positive_int, simulator_overrides)
 from donkeyrl.research.limits import MAX_TIMESTEPS, MAX_TRIALS, MAX_WORKERS, SEED_LIMIT
+from donkeyrl.rl.algorithms import AGENTS
 
 EPILOG = """\
 trial command template (--trial-command):
@@ -89,7 +90,7 @@ def register(subparsers: Any) -> None:
     a("--explore", type=_explore, default=2.0,
       help="UCB exploration weight kappa (mean + kappa*std), or 'auto' for the GP-UCB "
       "schedule (default 2.0)")
-    a("--agent", choices=("ppo", "dqn", "sac"), default="ppo",
+    a("--agent", choices=AGENTS, default="ppo",
       help="RL algorithm; selects the default search space (default ppo)")
     a("--min-timesteps", type=_bounded_int(1, MAX_TIMESTEPS), default=5000,
       help="lower bound of the searched training timesteps (default 5000)")
