@@ -32,9 +32,9 @@ def test_report_is_one_self_contained_file(written: dict) -> None:
     srcs = _images(page)
     assert len(srcs) >= 12
     for src in srcs:  # every image is embedded, and is a real PNG or GIF
-        kind, data = re.match(r"data:image/(png|gif);base64,(.+)", src).groups()
+        kind, data = re.match(r"data:image/(png|webp);base64,(.+)", src).groups()
         raw = base64.b64decode(data)
-        assert raw[:4] == (b"\x89PNG" if kind == "png" else b"GIF8")
+        assert raw[:4] == b"\x89PNG" if kind == "png" else (raw[:4], raw[8:12]) == (b"RIFF", b"WEBP")
     assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing fetched from a network
     assert "<script" not in page
 
@@ -73,7 +73,8 @@ def test_report_only_reads_the_study(written: dict) -> None:
     root = written["root"]
     assert tree_digest(root) == written["before"]  # journal, models, logs: byte for byte
     cache = sorted(p.name for p in (root / CACHE_DIR).iterdir())
-    assert len(cache) == 2 and cache[0].startswith("champion-") and {Path(c).suffix for c in cache} == {".gif", ".json"}
+    assert len(cache) == 2 and cache[0].startswith("champion-")
+    assert {Path(c).suffix for c in cache} == {".webp", ".json"}
     assert sorted(p.name for p in root.iterdir()) == sorted(
         [*{p.split("/")[0] for p in written["before"]}, CACHE_DIR, REPORT_NAME])
 
@@ -84,8 +85,8 @@ def test_second_report_reuses_the_cached_drives(written: dict) -> None:
     drives = champion_drives(load_study(root))
     assert drives is not None and drives.from_cache and drives.seconds == 0.0
     # the cached traces and animation are what the first report drew and embedded
-    gif = base64.b64encode(drives.animation).decode("ascii")
-    assert f'src="data:image/gif;base64,{gif}"' in written["page"]
+    film = base64.b64encode(drives.animation).decode("ascii")
+    assert f'src="data:image/webp;base64,{film}"' in written["page"]
     cache_json = next((root / CACHE_DIR).glob("*.json"))
     cached = json.loads(cache_json.read_text())
     assert {t: tr.to_json() for t, tr in drives.traces.items()} == cached["traces"]

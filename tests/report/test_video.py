@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from donkeyrl.envs import make_env
-from donkeyrl.report.video import FrameComposer, gif_bytes, thin_frames, write_gif, write_mp4
+from donkeyrl.report.video import FrameComposer, gif_bytes, thin_frames, webp_bytes, write_gif, write_mp4
 from donkeyrl.sim.expert import ExpertDriver
 
 
@@ -69,3 +69,16 @@ def test_gif_and_mp4_round_trip(tmp_path: Path) -> None:
     assert mp4.shape == (len(frames), 240, 560, 3)
     # lossy, but the same picture
     assert np.abs(mp4[20].astype(int) - frames[20].astype(int)).mean() < 12
+
+
+def test_webp_animation() -> None:
+    import io
+
+    from PIL import Image
+
+    _, frames, _ = _drive(12)
+    data = webp_bytes(frames, fps=10)
+    im = Image.open(io.BytesIO(data))
+    assert im.format == "WEBP" and im.n_frames == len(frames) and im.size == (560, 240)
+    im.load()
+    assert im.info["duration"] == 100 and im.info["loop"] == 0

@@ -32,7 +32,7 @@ from matplotlib.figure import Figure
 
 from donkeyrl.report.driving import DriveTrace, drive_tracks
 from donkeyrl.report.study import StudyData
-from donkeyrl.report.video import SPEED_RANGE, FrameComposer, gif_bytes, thin_frames
+from donkeyrl.report.video import SPEED_RANGE, FrameComposer, thin_frames, webp_bytes
 
 __all__ = ["ChampionDrives", "CACHE_DIR", "DRIVE_VERSION", "champion_drives", "champion_model_path",
            "map_figure", "cte_figure", "lap_time_figure", "track_rows"]
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 #: Cache directory inside the study (only the report writes there).
 CACHE_DIR = "report-cache"
 #: Bump when the drive protocol changes, so old cache entries are not reused.
-DRIVE_VERSION = 2
+DRIVE_VERSION = 3
 #: Seconds added to twice the expert's lap time for the episode's step cap.
 CAP_SLACK_SEC = 5.0
 #: Step cap on a track without an expert lap time (open road).
@@ -126,9 +126,9 @@ def champion_drives(data: StudyData, *, sets: dict[str, list[str]] | None = None
     if use_cache:
         cached = _read_cache(cache_dir / f"{stem}.json", key)
         if cached is not None:
-            gif_file = cache_dir / f"{stem}.gif"
+            film = cache_dir / f"{stem}.webp"
             return ChampionDrives(trial, sha, sets, cached["traces"], cached["expert"],
-                                  gif_file.read_bytes() if animate and gif_file.is_file() else None,
+                                  film.read_bytes() if animate and film.is_file() else None,
                                   cached.get("animation_track"), 0.0, True)
     try:
         model, cfg = load_trained(model_dir)
@@ -151,25 +151,25 @@ def champion_drives(data: StudyData, *, sets: dict[str, list[str]] | None = None
                                                               f"{type(exc).__name__}: {exc}"])
     # kept as the cache keeps them (rounded), so a fresh and a cached report draw the same figures
     by_track = {t.track: DriveTrace.from_json(t.to_json()) for t in traces}
-    gif, anim_track = None, None
+    film, anim_track = None, None
     if animate and tracks:
         # film the first track of the first set that the champion lapped (a crash after two
         # seconds makes a poor film); the drive is deterministic, so it is the same lap again
         first = next(iter(sets.values()), tracks)
         anim_track = next((t for t in first if _lap_time(by_track[t]) is not None), first[0] if first else tracks[0])
         try:
-            gif = _film(model, cfg, anim_track, cap, steps_per_sec)
+            film = _film(model, cfg, anim_track, cap, steps_per_sec)
         except Exception as exc:  # as above: a report without its film is still a report
             log.warning("filming the champion on %s failed: %s", anim_track, exc)
             anim_track = None
     seconds = time.perf_counter() - t0
-    out = ChampionDrives(trial, sha, sets, by_track, expert, gif, anim_track, seconds, False)
+    out = ChampionDrives(trial, sha, sets, by_track, expert, film, anim_track, seconds, False)
     _write_cache(cache_dir, stem, key, out)
     return out
 
 
 def _film(model: Any, cfg: Any, track: str, cap: Any, steps_per_sec: float) -> bytes:
-    """A GIF of the champion's lap on ``track`` (camera view with overlay, map with trail)."""
+    """An animated WebP of the champion's lap on ``track`` (camera view with overlay, map with trail)."""
     from donkeyrl.sim.tracks import get_track
 
     composer = FrameComposer(get_track(track))
@@ -181,7 +181,7 @@ def _film(model: Any, cfg: Any, track: str, cap: Any, steps_per_sec: float) -> b
     drive_tracks(model, cfg, [track], max_laps=1, max_steps=cap, seed=0, start_noise=False,
                  on_frame=on_frame, render_tracks=[track])
     kept, every = thin_frames(frames, ANIMATION_MAX_FRAMES, min_every=2)
-    return gif_bytes(kept, fps=steps_per_sec / every)
+    return webp_bytes(kept, fps=steps_per_sec / every)
 
 
 def _read_cache(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
@@ -206,7 +206,7 @@ def _write_cache(cache_dir: Path, stem: str, key: dict[str, Any], drives: Champi
             if not old.name.startswith(stem):
                 old.unlink()
         if drives.animation is not None:
-            _write_atomic(cache_dir / f"{stem}.gif", drives.animation)
+            _write_atomic(cache_dir / f"{stem}.webp", drives.animation)
         _write_atomic(cache_dir / f"{stem}.json", json.dumps(payload).encode())
     except OSError as exc:
         log.warning("cannot write the report cache in %s: %s (the next report drives again)",

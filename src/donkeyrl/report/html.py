@@ -230,7 +230,7 @@ def _animation(drives: ChampionDrives | None, drive: bool) -> str:
         return "<p>No animation (no champion model to drive).</p>"
     import base64
 
-    uri = "data:image/gif;base64," + base64.b64encode(drives.animation).decode("ascii")
+    uri = "data:image/webp;base64," + base64.b64encode(drives.animation).decode("ascii")
     return (f'<p class="note">The champion on {_esc(drives.animation_track)}: its camera view '
             "with speed, cte, lap and time on top and the steering and throttle it applied at the bottom; "
             "right, the track from above with its trail coloured by speed. Record any model on any track "

@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw
 
 from donkeyrl.sim.track import Track
 
-__all__ = ["FrameComposer", "thin_frames", "gif_bytes", "write_gif", "write_mp4", "SPEED_RANGE",
+__all__ = ["FrameComposer", "thin_frames", "gif_bytes", "webp_bytes", "write_gif", "write_mp4", "SPEED_RANGE",
            "VIDEO_FPS"]
 
 log = logging.getLogger(__name__)
@@ -156,6 +156,16 @@ def gif_bytes(frames: Sequence[np.ndarray], fps: float) -> bytes:
 
     buf = io.BytesIO()
     imageio.mimsave(buf, list(frames), format="GIF", duration=1000.0 / fps, loop=0)
+    return buf.getvalue()
+
+
+def webp_bytes(frames: Sequence[np.ndarray], fps: float, quality: int = 75) -> bytes:
+    """An animated, looping WebP of ``frames``: a third of the GIF's size for camera views (the
+    road texture defeats GIF's 256-colour palettes), and every current browser shows it."""
+    images = [Image.fromarray(np.ascontiguousarray(f)) for f in frames]
+    buf = io.BytesIO()
+    images[0].save(buf, format="WEBP", save_all=True, append_images=images[1:], duration=int(round(1000.0 / fps)),
+                   loop=0, quality=quality, method=4)
     return buf.getvalue()
 
 
