@@ -202,8 +202,9 @@ def _write_cache(cache_dir: Path, stem: str, key: dict[str, Any], drives: Champi
                "traces": {t: tr.to_json() for t, tr in drives.traces.items()}}
     try:
         cache_dir.mkdir(exist_ok=True)
-        for old in cache_dir.glob("champion-*"):
-            if not old.name.startswith(stem):
+        keep = {f"{stem}.json", f"{stem}.webp"}
+        for old in cache_dir.glob("champion-*"):  # an older champion's entry, or an older format
+            if old.name not in keep:
                 old.unlink()
         if drives.animation is not None:
             _write_atomic(cache_dir / f"{stem}.webp", drives.animation)
