@@ -246,10 +246,10 @@ def _grid(n: int, cols: int = 5, size: float = 2.6, right: float = 0.98) -> tupl
     panels, more than drawing them)."""
     rows = max(1, math.ceil(n / cols))
     cols = min(cols, max(n, 1))
-    height = size * rows + 0.8
+    height = size * rows + 1.1
     fig = Figure(figsize=(size * cols + 0.6, height))
     fig.subplots_adjust(left=0.6 / (size * cols + 0.6), right=right, bottom=0.45 / height,
-                        top=1.0 - 0.5 / height, wspace=0.3, hspace=0.45)
+                        top=1.0 - 0.8 / height, wspace=0.3, hspace=0.45)
     axes = list(np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel())
     for ax in axes[n:]:
         ax.set_visible(False)
