@@ -211,17 +211,21 @@ class EmbeddedDonkeyEnv(gym.Env):
         self.sim.set_appearance(0, start.appearance)
         self.core.start(start.track.length)
         self.sim.render(0, out=self._obs)
-        return self._obs.copy(), telemetry_info(self.sim.telemetry(0), self.sim.track)
+        return self._obs.copy(), self._info()
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         a = validate_action(action, self.box.low, self.box.high)
         self.sim.step(a[0], a[1])
-        info = telemetry_info(self.sim.telemetry(0), self.sim.track)
+        info = self._info()
         reward, terminated, truncated = self.core.step(
             info, cte=info["cte"], hit=info["hit"], forward_vel=info["forward_vel"], progress=info["progress"],
             lap_count=info["lap_count"], end_of_road=self.sim.at_end_of_road(0))
         self.sim.render(0, out=self._obs)
         return self._obs.copy(), reward, terminated, truncated, info
+
+    def _info(self) -> dict[str, Any]:
+        """This step's info, built like the batched env's (same numpy read-out, same rounding)."""
+        return readout_infos(self.sim.readout(), [self.sim.track], self.sim.lap_times)[0]
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
@@ -240,7 +244,13 @@ DonkeyEnv = EmbeddedDonkeyEnv
 
 
 def telemetry_info(tel: Telemetry, track: Track) -> dict[str, Any]:
-    """The ``info`` of one car from its :class:`~donkeyrl.sim.simulator.Telemetry`."""
+    """The ``info`` of one car from its :class:`~donkeyrl.sim.simulator.Telemetry` snapshot.
+
+    The envs build ``info`` with :func:`readout_infos` instead, one code path for one car and for a
+    batch: the read-out's vectorised maths (e.g. the heading error's ``arctan2``) may round the
+    last bit differently from the scalar ``Telemetry``, and the two training paths must agree
+    to the bit.
+    """
     return car_info(x=tel.x, y=tel.y, z=tel.z, yaw=tel.yaw, pitch=tel.pitch, roll=tel.roll, speed=tel.speed,
                     forward_vel=tel.forward_vel, vel_x=tel.vel_x, vel_z=tel.vel_z, yaw_rate=tel.yaw_rate,
                     accel_x=tel.accel_x, accel_z=tel.accel_z, cte=tel.cte, heading_error=tel.heading_error,

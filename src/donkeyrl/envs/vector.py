@@ -25,7 +25,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
 from donkeyrl.envs.common import EpisodeCore, EpisodeLimits
 from donkeyrl.envs.embedded import (TrackChoice, check_action_box, draw_start, observation_box,
-                                    readout_infos, telemetry_info)
+                                    readout_infos)
 from donkeyrl.sim.camera import CameraConfig
 from donkeyrl.sim.simulator import SimConfig, Simulator
 from donkeyrl.sim.track import Track
@@ -92,7 +92,7 @@ class BatchedDonkeyEnv(VecEnv):
         self.sim.set_appearance(i, start.appearance)
         self.cores[i].start(start.track.length)
         self.sim.render(i, out=self._obs[i])
-        info = telemetry_info(self.sim.telemetry(i), start.track)
+        info = readout_infos(self.sim.readout(), self.tracks, self.sim.lap_times)[i]
         self.reset_infos[i] = info
         return self._obs[i].copy(), info
 
