@@ -76,3 +76,17 @@ def test_importance_needs_two_completed_trials(tmp_path: Path) -> None:
     assert param_importances(load_study(tmp_path)) is None
     assert len(optuna_study(load_study(tmp_path)).trials) == 1
     assert optuna.logging.get_verbosity() == verbosity  # the quiet spell is undone
+
+
+def test_choices_optuna_cannot_hold_are_left_out_not_fatal(tmp_path: Path) -> None:
+    space = {"learning_rate": {"type": "float", "low": 1e-5, "high": 1e-2, "log": True},
+             "tracks": {"type": "categorical", "choices": [["warehouse"], ["mixed", "warren"]]}}
+    (tmp_path / "study.json").write_text(json.dumps({"objective": "driving_score", "space": space}))
+    lines = [json.dumps({"trial": i, "params": {"learning_rate": 10 ** -(2 + i), "tracks": ["warehouse"]},
+                         "run_status": "ok", "objective": 10.0 * i, "objective_name": "driving_score"})
+             for i in (1, 2, 3)]
+    (tmp_path / "results.jsonl").write_text("\n".join(lines) + "\n")
+    ostudy = optuna_study(load_study(tmp_path))
+    assert ostudy.user_attrs["params_not_exported"] == ["tracks"]
+    assert all(set(t.params) == {"learning_rate"} for t in ostudy.trials)
+    assert set(param_importances(load_study(tmp_path)).values) == {"learning_rate"}

@@ -126,9 +126,9 @@ def champion_drives(data: StudyData, *, sets: dict[str, list[str]] | None = None
     if use_cache:
         cached = _read_cache(cache_dir / f"{stem}.json", key)
         if cached is not None:
-            film = cache_dir / f"{stem}.webp"
+            film_file = cache_dir / f"{stem}.webp"
             return ChampionDrives(trial, sha, sets, cached["traces"], cached["expert"],
-                                  film.read_bytes() if animate and film.is_file() else None,
+                                  film_file.read_bytes() if animate and film_file.is_file() else None,
                                   cached.get("animation_track"), 0.0, True)
     try:
         model, cfg = load_trained(model_dir)

@@ -40,7 +40,7 @@ from donkeyrl.bo.space import Param
 from donkeyrl.report.study import StudyData, TrialView
 
 __all__ = ["Importance", "distribution_of", "frozen_trials", "optuna_study", "param_importances",
-           "quiet_optuna"]
+           "quiet_optuna", "searched_distributions"]
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +69,26 @@ def distribution_of(param: Param) -> Any:
     if param.kind == "int":
         return IntDistribution(int(param.low), int(param.high), log=param.log)  # type: ignore[arg-type]
     if param.kind == "categorical":
+        odd = [c for c in param.choices if c is not None and not isinstance(c, (bool, int, float, str))]
+        if odd:  # Optuna only warns, then its storages cannot round-trip them
+            raise ValueError(f"choices {odd} of {param.name} are not None, bool, int, float or str")
         return CategoricalDistribution(list(param.choices))
     return None
+
+
+def searched_distributions(data: StudyData) -> dict[str, Any]:
+    """Optuna distributions of the study's searched parameters; a categorical parameter whose
+    choices Optuna cannot hold (lists, objects: Optuna takes None, bool, int, float and str) is
+    left out of the export (named in the study attribute ``params_not_exported``)."""
+    out: dict[str, Any] = {}
+    for p in data.space.params if data.space is not None else ():
+        if p.kind == "fixed":
+            continue
+        try:
+            out[p.name] = distribution_of(p)
+        except (ValueError, TypeError) as exc:
+            log.warning("parameter %s left out of the Optuna study: %s", p.name, exc)
+    return out
 
 
 def _state_of(view: TrialView) -> tuple[Any, float | None]:
@@ -96,8 +114,7 @@ def frozen_trials(data: StudyData) -> list[Any]:
     """One ``optuna.trial.FrozenTrial`` per record (see the module docstring)."""
     from optuna.trial import FrozenTrial
 
-    free = [p for p in data.space.params if p.kind != "fixed"] if data.space is not None else []
-    dists = {p.name: distribution_of(p) for p in free}
+    dists = searched_distributions(data)
     out: list[Any] = []
     for view in data.trials:
         rec = view.record
@@ -156,6 +173,10 @@ def optuna_study(data: StudyData, storage: Any = None, study_name: str | None = 
         if data.space is not None:
             study.set_user_attr("fixed_params", {p.name: p.value for p in data.space.params
                                                  if p.kind == "fixed"})
+            exported = searched_distributions(data)
+            missing = [p.name for p in data.space.free if p.name not in exported]
+            if missing:
+                study.set_user_attr("params_not_exported", missing)
         if data.info.get("agent"):
             study.set_user_attr("agent", data.info["agent"])
         study.add_trials(frozen_trials(data))
