@@ -208,6 +208,7 @@ class Simulator:
         self.s_u_max = np.zeros(n_cars)
         self.cte = np.zeros(n_cars)
         self.path_heading = np.zeros(n_cars)  # path heading at each car's projection (rad)
+        self.heading_err = np.zeros(n_cars)   # car yaw minus path heading, wrapped to [-pi, pi]
         self.y = np.zeros(n_cars)
         self.pitch = np.zeros(n_cars)
         self.roll = np.zeros(n_cars)
@@ -297,6 +298,7 @@ class Simulator:
             self.s_u[i] = self.s_u_start[i] = self.s_u_max[i] = s_start
             self.cte[i] = off
             self.path_heading[i] = proj.heading
+            self.heading_err[i] = math.atan2(math.sin(dyaw[i]), math.cos(dyaw[i]))
             self.y[i] = tr.heights[proj.index]
             self.pitch[i], self.roll[i] = _attitude(float(tr.grade[proj.index]), float(dyaw[i]))
             self.off_track[i] = self.hit[i] = self.crossed[i] = False
@@ -326,7 +328,8 @@ class Simulator:
         ph.step_cars(self.state, c, self._params, cfg.tick_dt, cfg.substeps)
         self.time += cfg.control_dt
         update_tracking(self.state, self._car_track, *self._track_args, self.hint,  # type: ignore[call-arg]
-                        self.s_u, self.s_u_max, self.cte, self.path_heading, self.y, self.pitch, self.roll,
+                        self.s_u, self.s_u_max, self.cte, self.path_heading, self.heading_err, self.y,
+                        self.pitch, self.roll,
                         self.off_track, self.hit, self.hit_kind, self.crossed, CAR_HALF_WIDTH)
         for i in np.flatnonzero(self.crossed):
             self._on_start_line(int(i))
@@ -366,14 +369,13 @@ class Simulator:
         """A snapshot of car ``car`` after the last step."""
         st = self.state[car].tolist()
         idx = int(self.hint[car])
-        heading = float(self.path_heading[car])
         yaw = st[ph.S_YAW]
         v, v_lat = st[ph.S_V], st[ph.S_VLAT]
         return Telemetry(
             x=st[ph.S_X], z=st[ph.S_Z], yaw=yaw, speed=math.hypot(v, v_lat),
             forward_vel=v, vel_x=v_lat, vel_z=v, yaw_rate=st[ph.S_YAWRATE],
             accel_x=st[ph.S_ALAT], accel_z=st[ph.S_ALONG], cte=float(self.cte[car]),
-            heading_error=math.remainder(yaw - heading, 2 * math.pi), progress=self.progress(car),
+            heading_error=float(self.heading_err[car]), progress=self.progress(car),
             lap_count=int(self.lap_count[car]), last_lap_time=float(self.last_lap_time[car]),
             lap_times=tuple(self.lap_times[car]), hit=HIT_NAMES[int(self.hit_kind[car])],
             off_track=bool(self.off_track[car]), time=float(self.time[car]),
@@ -391,7 +393,7 @@ class Simulator:
             pitch=self.pitch.copy(), roll=self.roll.copy(), speed=np.hypot(v, v_lat), forward_vel=v, vel_x=v_lat,
             vel_z=v.copy(), yaw_rate=st[:, ph.S_YAWRATE].copy(), accel_x=st[:, ph.S_ALAT].copy(),
             accel_z=st[:, ph.S_ALONG].copy(), cte=self.cte.copy(),
-            heading_error=np.angle(np.exp(1j * (st[:, ph.S_YAW] - self.path_heading))),
+            heading_error=self.heading_err.copy(),
             progress=self.s_u_max - self.s_u_start, lap_count=self.lap_count.copy(),
             last_lap_time=self.last_lap_time.copy(), hit=self.hit.copy(), hit_kind=self.hit_kind.copy(),
             off_track=self.off_track.copy(), time=self.time.copy(), steering=st[:, ph.S_STEER].copy(),
@@ -420,7 +422,7 @@ def _attitude(grade: float, heading_error: float) -> tuple[float, float]:
 @nb.njit(cache=True)
 def update_tracking(state, car_track, points_all, tangents_all, s_all, left_all, right_all, wall_l_all,
                     wall_r_all, heights_all, grade_all, off, lengths, closeds, cones, cone_off, hint, s_u,
-                    s_u_max, cte, path_heading, y, pitch, roll, off_track, hit, hit_kind, crossed,
+                    s_u_max, cte, path_heading, heading_err, y, pitch, roll, off_track, hit, hit_kind, crossed,
                     half_width):  # pragma: no cover
     """Project every car onto its track's path and update progress, start-line crossings, height,
     attitude and contacts.
@@ -499,6 +501,7 @@ def update_tracking(state, car_track, points_all, tangents_all, s_all, left_all,
         g = (1.0 - t) * grade_all[o0 + idx] + t * grade_all[o0 + j]
         y[i] = (1.0 - t) * heights_all[o0 + idx] + t * heights_all[o0 + j]
         he = state[i, ph.S_YAW] - heading
+        heading_err[i] = np.arctan2(np.sin(he), np.cos(he))
         slope_fwd = g * np.cos(he)
         state[i, ph.S_SLOPE] = slope_fwd
         pitch[i] = -np.arctan(slope_fwd)
