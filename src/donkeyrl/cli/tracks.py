@@ -1,4 +1,9 @@
-"""``donkeyrl tracks``: list the track catalogue (and optionally draw it top-down)."""
+"""``donkeyrl tracks``: list the track catalogue and the train / validation / test sets.
+
+The sets come from :mod:`donkeyrl.sim.tracksets` (the one place that names them): every catalogue
+row says which set its track belongs to (``set``), and the listing ends with the three sets,
+procedural seed ranges included. ``--sets`` prints only the sets (a JSON object with ``--json``).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import argparse
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,11 +25,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "tracks", help="list the built-in tracks",
         description="List the built-in track catalogue: name, path length and mean road width "
-        "(simulator units), closed loop or open road, barriers, train/held-out split. Any name "
-        "listed, a DonkeyCar env id (e.g. donkey-generated-roads-v0) or procedural-<seed> is "
-        "accepted wherever donkeyrl takes a track.")
+        "(simulator units), closed loop or open road, barriers, train/held-out split and the "
+        "track set (train, validation or test), then the three sets of the track protocol: "
+        "training (catalogue training tracks + a procedural stream), validation (what a study's "
+        "objective is measured on) and test (only reported), with their procedural seed ranges. "
+        "Any name listed, a DonkeyCar env id (e.g. donkey-generated-roads-v0) or "
+        "procedural-<seed> is accepted wherever donkeyrl takes a track; training takes the "
+        "regimes procedural, catalogue and mixed too. See docs/evaluation.md.")
     p.add_argument("--json", action="store_true",
-                   help="print a JSON list of objects (one per track) instead of a table")
+                   help="print a JSON list of objects (one per track, with its 'set') instead of a "
+                   "table; with --sets a JSON object of the three sets")
+    p.add_argument("--sets", action="store_true",
+                   help="print only the train / validation / test sets (tracks, procedural seed "
+                   "ranges, training regimes)")
     p.add_argument("--split", choices=("train", "heldout", "all"), default="all",
                    help="only list tracks of this split (default: all)")
     p.add_argument("--plot", type=Path, default=None, metavar="FILE",
@@ -55,8 +69,48 @@ def check_plot_path(path: Path) -> None:
         raise CLIError(f"--plot {str(path)!r} is a directory, not a file name")
 
 
+def sets_document() -> dict[str, Any]:
+    """The three track sets of :mod:`donkeyrl.sim.tracksets` as one JSON-ready object.
+
+    ``procedural_seeds`` is ``[first, last]`` (inclusive) of each set's procedural range.
+    """
+    from donkeyrl.sim import tracksets as ts
+
+    def seeds(r: range) -> list[int]:
+        return [r.start, r.stop - 1]
+
+    return {
+        "train": {"catalogue": list(ts.training_catalogue()),
+                  "procedural_seeds": seeds(ts.TRAIN_SEED_RANGE),
+                  "regimes": dict(ts.REGIMES),
+                  "note": "an unlimited procedural stream: a fresh seeded track per episode"},
+        "validation": {"catalogue": list(ts.VALIDATION_CATALOGUE),
+                       "procedural_seeds": seeds(ts.VALIDATION_SEEDS),
+                       "tracks": list(ts.validation_tracks()),
+                       "note": "what a study's objective, race_score, is measured on"},
+        "test": {"catalogue": list(ts.TEST_CATALOGUE), "procedural_seeds": seeds(ts.TEST_SEEDS),
+                 "tracks": list(ts.test_tracks()),
+                 "note": "never used to select anything: only reported, by the final test"},
+    }
+
+
+def _sets_text(doc: dict[str, Any]) -> str:
+    lines = ["track sets (train / validation / test are disjoint; see docs/evaluation.md):"]
+    for name in ("train", "validation", "test"):
+        d = doc[name]
+        first, last = d["procedural_seeds"]
+        lines.append(f"  {name + ':':<11} {', '.join(d['catalogue'])} + procedural-{first} .. "
+                     f"procedural-{last} ({d['note']})")
+    lines.append(f"  training regimes: {'; '.join(f'{k}: {v}' for k, v in doc['train']['regimes'].items())}")
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
     """Print the listing; return the exit code."""
+    if args.sets:
+        doc = sets_document()
+        print(json.dumps(doc, indent=2) if args.json else _sets_text(doc))
+        return 0
     infos = list_tracks(args.split)
     if args.plot is not None:
         check_plot_path(args.plot)
@@ -64,18 +118,24 @@ def run(args: argparse.Namespace) -> int:
             plot_tracks([get_track(i.name) for i in infos], args.plot)
         except (OSError, ValueError) as exc:
             raise CLIError(f"cannot write plot {str(args.plot)!r}: {exc}") from None
+    from donkeyrl.sim.tracksets import set_of
+
     if args.json:
-        print(json.dumps([i.to_dict() for i in infos], indent=2))
+        print(json.dumps([{**i.to_dict(), "set": set_of(i.name)} for i in infos], indent=2))
     else:
         _print_table(infos)
+        print(_sets_text(sets_document()))
     return 0
 
 
 def _print_table(infos: list[TrackInfo]) -> None:
     """Plain fixed-width table: readable in any terminal width and in logs (no wrapping)."""
-    head = ("name", "length", "width", "min_w", "type", "barriers", "split", "description")
+    from donkeyrl.sim.tracksets import set_of
+
+    head = ("name", "length", "width", "min_w", "type", "barriers", "split", "set", "description")
     rows = [(i.name, f"{i.length:.0f}", f"{i.width:.1f}", f"{i.min_width:.1f}",
-             "closed" if i.closed else "open", "yes" if i.barriers else "no", i.split, i.description)
+             "closed" if i.closed else "open", "yes" if i.barriers else "no", i.split,
+             set_of(i.name), i.description)
             for i in infos]
     widths = [max(len(r[c]) for r in [head, *rows]) for c in range(len(head))]
     right = {1, 2, 3}
