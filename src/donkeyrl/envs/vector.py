@@ -38,10 +38,9 @@ class BatchedDonkeyEnv(VecEnv):
     Arguments: as :class:`~donkeyrl.envs.embedded.EmbeddedDonkeyEnv` (``track`` may be names,
     regimes or Tracks; each car draws its own per episode), plus ``n_envs``, ``seed`` (car ``i``
     is seeded ``seed + i`` and the cars are reset once, like ``make_env(seed=...)``) and
-    ``render_threads``: threads of the batched render (None = numba's default, every core). The
-    default 1 is measured (benchmarks/README.md): on the shared 2-core machine a parallel render
-    waits for descheduled threads and ran 4-10x slower under load (1.1-1.7k against 6-12k
-    car-steps/s), while the learner runs between env steps anyway. Frames do not depend on it.
+    ``render_threads``: threads of the batched render (None = numba's default, every core; the
+    training path uses 1, see :data:`donkeyrl.rl.envbuild.RENDER_THREADS`). Frames do not depend
+    on it.
     Rewards are float64 (the DonkeyCar reward of the step core); SB3 casts them when it stores them.
     """
 
@@ -50,7 +49,7 @@ class BatchedDonkeyEnv(VecEnv):
                  steer_limit: float = 1.0, throttle_min: float = 0.0, throttle_max: float = 1.0,
                  domain_randomization: bool = False, start_noise: bool = True,
                  sim_config: SimConfig | None = None, seed: int | None = None,
-                 render_threads: int | None = 1) -> None:
+                 render_threads: int | None = None) -> None:
         if n_envs < 1:
             raise ValueError(f"n_envs must be >= 1, got {n_envs}")
         if render_threads is not None and render_threads < 1:

@@ -56,6 +56,11 @@ EnvFactory = Callable[..., gym.Env]
 #: How the cars of a trial are stepped: auto (batched on the built-in simulator, else dummy),
 #: batched (one BatchedDonkeyEnv), dummy (single envs in this process), subproc (one process each).
 VEC_ENVS = ("auto", "batched", "dummy", "subproc")
+#: Render threads of the batched training env. Measured (benchmarks/README.md, "Training paths"):
+#: on the shared 2-core machine a 2-thread batched render waits for its descheduled thread and
+#: ran 4-10x slower under load (1.1-1.7k against 6-12k car-steps/s env-only); the learner runs
+#: between env steps, so a second render thread buys little even when the machine is idle.
+RENDER_THREADS = 1
 
 
 def default_env_factory() -> EnvFactory:
@@ -132,7 +137,8 @@ def build_batched(cfg: TrialConfig, n_envs: int, *, tracks: Sequence[str] | None
         n_envs, names, camera=camera_config(cfg),
         limits=EpisodeLimits(max_cte=cfg.max_cte, max_steps=cfg.max_steps, max_laps=cfg.max_laps),
         steer_limit=cfg.steer_limit, throttle_min=cfg.throttle_min, throttle_max=cfg.throttle_max,
-        domain_randomization=cfg.domain_randomization, seed=cfg.seed if seed is None else seed)
+        domain_randomization=cfg.domain_randomization, seed=cfg.seed if seed is None else seed,
+        render_threads=RENDER_THREADS)
     return vec_wrap(base, cfg)
 
 
