@@ -20,6 +20,12 @@ Files written to the save directory:
   episodes (null before the first); ``laps_total``: laps driven in all training episodes;
   ``best_episode_laps``: most laps in one of the last 20 episodes.
 
+- ``progress.jsonl``: the validation race's scores at a few fractions of the training budget,
+  one line per checkpoint, for early stopping in a study (only with ``validation`` and when the
+  study asks for checkpoints; format and settings in :mod:`donkeyrl.rl.checkpoints`)::
+
+      {"steps": 5000, "fraction": 0.25, "race_score": 23.4, "validation_lap_rate": 0.1, "time_sec": 41.2}
+
 With ``tensorboard_dir``, the run logs to ``tensorboard_dir/<save dir name>`` (so a study that
 passes one directory to every trial gets its trial-N runs side by side): SB3's own ``rollout/`` and
 ``train/`` metrics, ``driving/`` metrics of the training episodes at each progress report
@@ -44,7 +50,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.logger import configure
 
 from donkeyrl.rl.agents import build_agent
-from donkeyrl.rl.callbacks import DivergenceError, ProgressCallback, check_finite
+from donkeyrl.rl.callbacks import DivergenceError, ProgressCallback, check_finite, validation_checkpoints
 from donkeyrl.rl.config import TrialConfig
 from donkeyrl.rl.envbuild import EnvFactory, build_vec_env
 from donkeyrl.rl.evaluate import evaluate
@@ -172,7 +178,8 @@ def run_trial(cfg: TrialConfig, save_dir: str | Path, *, env_factory: EnvFactory
             result["tensorboard_dir"] = str(run_dir)
         progress = ProgressCallback(progress_interval_sec, say, curve_path=out_dir / CURVE_NAME)
         t_learn = time.perf_counter()
-        model.learn(total_timesteps=cfg.timesteps, callback=[progress, *(callbacks or [])],
+        checkpoints = validation_checkpoints(cfg, out_dir, lambda m: validation_result(m, cfg, say), MODEL_NAME)
+        model.learn(total_timesteps=cfg.timesteps, callback=[progress, *checkpoints, *(callbacks or [])],
                     progress_bar=False)
         learn_sec = time.perf_counter() - t_learn
         result["train_steps_per_sec"] = model.num_timesteps / learn_sec if learn_sec > 0 else None
