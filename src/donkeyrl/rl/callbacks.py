@@ -1,4 +1,5 @@
-"""SB3 callbacks: progress lines + learning curve + driving metrics, divergence detection, lap checks.
+"""SB3 callbacks: progress lines + learning curve + driving metrics, divergence detection, lap checks,
+validation checkpoints for early stopping (the progress file, rl/checkpoints.py).
 
 Why callbacks: behaviour is added to SB3's own ``learn`` loop, never a forked training loop.
 """
@@ -7,14 +8,16 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 
 log = logging.getLogger(__name__)
@@ -203,3 +206,80 @@ class LapCheckCallback(BaseCallback):
             return not self.stop_on_lap
         return True
 
+
+
+class ValidationCheckpointCallback(BaseCallback):
+    """Races the model on the validation set at a few fractions of the training budget and appends
+    the scores to the progress file (see :mod:`donkeyrl.rl.checkpoints`), saving the model first.
+
+    ``validate(model)`` returns the trainer's validation result (``race_score`` and
+    ``validation_lap_rate`` among its keys; ``train.validation_result``). The file is emptied when
+    training starts. The race runs on envs of its own, so the training envs and their episode
+    bookkeeping are untouched; its time counts in ``time_sec`` (it is real wall time the trial
+    spends).
+    """
+
+    def __init__(self, total_timesteps: int, fractions: Sequence[float], path: str | Path,
+                 validate: Callable[[BaseAlgorithm], dict[str, Any]], model_path: str | Path | None = None) -> None:
+        super().__init__()
+        from donkeyrl.rl.checkpoints import checkpoint_steps
+        self.checkpoints = checkpoint_steps(total_timesteps, fractions)
+        self.path = Path(path)
+        self.validate = validate
+        self.model_path = Path(model_path) if model_path is not None else None
+        self._next = 0
+        self._t0 = 0.0
+
+    def _on_training_start(self) -> None:
+        self._t0 = time.perf_counter()
+        self.path.write_text("")
+
+    def _on_step(self) -> bool:
+        if self._next >= len(self.checkpoints) or self.num_timesteps < self.checkpoints[self._next][0]:
+            return True
+        from donkeyrl.rl.checkpoints import ProgressPoint, append_progress
+        _, fraction = self.checkpoints[self._next]
+        self._next += 1
+        check_finite(self.model.policy)
+        if self.model_path is not None:
+            _save_atomic(self.model, self.model_path)
+        result = self.validate(self.model)
+        point = ProgressPoint(steps=int(self.num_timesteps), fraction=fraction,
+                              race_score=_finite_or_none(result.get("race_score")),
+                              validation_lap_rate=_finite_or_none(result.get("validation_lap_rate")),
+                              time_sec=round(time.perf_counter() - self._t0, 3))
+        append_progress(self.path, point)
+        log.info("checkpoint at %d steps (%.0f%% of training): race score %s", point.steps,
+                 100 * fraction, point.race_score)
+        return True
+
+
+def _finite_or_none(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if np.isfinite(value) else None
+
+
+def _save_atomic(model: BaseAlgorithm, path: Path) -> None:
+    """``model.save`` to a temporary name, then rename: a reader never sees half a zip."""
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.zip")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def validation_checkpoints(cfg: Any, save_dir: Path, validate: Callable[[BaseAlgorithm], dict[str, Any]],
+                           model_name: str = "model.zip") -> list[BaseCallback]:
+    """The trainer's checkpoint callback for ``cfg`` (a list of one), or [] when the trial runs no
+    validation race or no checkpoint fraction is in force (a stale progress file is removed then).
+    """
+    from donkeyrl.rl.checkpoints import PROGRESS_NAME, checkpoint_fractions
+    path = Path(save_dir) / PROGRESS_NAME
+    fractions = checkpoint_fractions() if getattr(cfg, "validation", False) else ()
+    if not fractions:
+        path.unlink(missing_ok=True)
+        return []
+    return [ValidationCheckpointCallback(cfg.timesteps, fractions, path, validate, Path(save_dir) / model_name)]
