@@ -16,6 +16,11 @@ spawnhang (spawn, then hang) | workers (two sleeping children, like --vec-env su
 is not a zip) | huge (objective 1e308) | enospc (prints "No space left on device", exit 1) |
 wrongtypes (result with metrics/params of the wrong JSON types) | hugeint (a 400-digit integer)
 
+The result carries ``race_score`` (the default objective), ``mean_reward`` and ``driving_score``,
+all equal to the trial's value, and the two Pareto objectives
+(``validation_lap_time_ratio_penalised``, ``validation_mean_abs_cte``), which trade off along the
+learning rate (see ``pareto_values``).
+
 ``--rewards 50,80,...`` sets trial N's reward to the N-th value; ``--sleep S`` makes a trial
 take S seconds; ``--fail-file PATH`` makes trials crash while PATH exists; ``--model-kb K`` pads
 the model to K KiB (fills disks in the soak benchmark); ``--hold S`` makes spawnhang / workers /
@@ -54,6 +59,15 @@ def objective(args: argparse.Namespace) -> float:
     return score
 
 
+def pareto_values(args: argparse.Namespace) -> tuple[float, float]:
+    """(lap time ratio, mean |cte|): a lower learning rate drives slower and more centred; any
+    n_steer other than 5 costs both (the front is n_steer = 5 across learning rates)."""
+    lr = args.learning_rate or 1e-3
+    t = min(max((math.log10(lr) + 5.0) / 4.0, 0.0), 1.0)
+    off = ((args.n_steer - 5) / 6.0) ** 2 if args.n_steer is not None else 0.0
+    return 1.0 + 0.5 * t + off, 0.2 + 0.5 * (1.0 - t) + off
+
+
 SCHEMA = {
     "agents": ["ppo", "dqn", "sac"],
     "params": {
@@ -78,7 +92,8 @@ SCHEMA = {
                     "help": "action space"},
     },
     "result_fields": ["mean_reward", "std_reward", "driving_score", "completion", "laps",
-                      "mean_abs_cte"],
+                      "mean_abs_cte", "race_score", "validation_lap_time_ratio_penalised",
+                      "validation_mean_abs_cte"],
 }
 
 
@@ -123,6 +138,7 @@ def main() -> int:
                  "--rewards", "--fail-file", "--actions", "--tensorboard"):
         p.add_argument(flag)
     p.add_argument("--track", nargs="+")
+    p.add_argument("--tracks", nargs="+")
     for flag in ("--eval-episodes", "--seed", "--model-kb"):
         p.add_argument(flag, type=int)
     for name in ("timesteps", "n_steer", "n_throttle", "n_steps", "batch_size"):
@@ -131,7 +147,7 @@ def main() -> int:
         p.add_argument("--" + name.replace("_", "-"), type=bounded(float, name))
     p.add_argument("--sleep", type=float)
     p.add_argument("--hold", type=float)
-    p.add_argument("--domain-randomization", action="store_true")
+    p.add_argument("--domain-randomization", nargs="?", const=True, type=typed)
     if contract:
         p.add_argument("--print-schema", action="store_true", help="print the schema and exit")
         p.add_argument("--check", action="store_true", help="validate the arguments and exit")
@@ -224,7 +240,10 @@ def main() -> int:
     result = {
         "params": {**{k: v for k, v in vars(args).items() if v is not None}, **extra},
         "mean_reward": value, "std_reward": 0.5, "episode_rewards": [value] * n,
-        "driving_score": value, "completion": 1.0, "laps": 1, "mean_abs_cte": 0.3,
+        "driving_score": value, "race_score": value, "completion": 1.0, "laps": 1,
+        "mean_abs_cte": 0.3,
+        "validation_lap_time_ratio_penalised": pareto_values(args)[0],
+        "validation_mean_abs_cte": pareto_values(args)[1],
         "reward_hacking_flag": mode == "hack", "model_path": model,
         "elapsed_sec": time.time() - started, "seed": args.seed,
         "run_status": "diverged" if mode == "diverged" else "ok",

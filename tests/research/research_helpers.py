@@ -11,6 +11,10 @@ from donkeyrl.research import Controller, Journal, StudyConfig
 
 FAKE = Path(__file__).with_name("fake_trial.py")
 
+LOOP_ONLY = ("--confirm-seeds", "0", "--no-final-test", "--no-report")
+"""``donkeyrl research`` flags of CLI tests about the loop: single-run champions, no final test
+against the fake trainer's models, no HTML report."""
+
 SMALL_SPACE = {"learning_rate": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True},
                "n_steer": {"type": "int", "low": 3, "high": 9}}
 
@@ -53,10 +57,12 @@ class Collect:
 
 
 def make_config(study: Path, space: Path | None, **kw: Any) -> StudyConfig:
+    # confirm_seeds=0: most tests are about the loop, not the champion rule (tests of the
+    # confirmation rule set it); the default objective (race_score) comes from the fake too
     base: dict[str, Any] = dict(study_dir=study, trials=5, search_space=space, cooldown=0.0,
                                 trial_timeout=20.0, kill_grace=0.5, poll_interval=0.01,
                                 trial_command=fake_command(), min_timesteps=1000,
-                                max_timesteps=1000)
+                                max_timesteps=1000, confirm_seeds=0)
     base.update(kw)
     return StudyConfig(**base)
 

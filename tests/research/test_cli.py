@@ -20,8 +20,9 @@ def test_original_controller_flags_and_defaults():
     assert (cfg.trials, cfg.explore, cfg.agent, cfg.min_timesteps, cfg.max_timesteps) == \
         (100, 2.0, "ppo", 5000, 20000)
     assert cfg.publish.every == 10 and cfg.publish.remote is None
-    assert (cfg.workers, cfg.trial_timeout, cfg.cooldown, cfg.objective) == \
-        (1, 360.0, 2.0, "driving_score")
+    assert (cfg.workers, cfg.trial_timeout, cfg.cooldown, cfg.objective, cfg.confirm_seeds) == \
+        (1, 360.0, 2.0, "race_score", 2)
+    assert cfg.champion_rule.confirm_seeds == 2 and cfg.champion_rule.n_initial == 5
     assert str(cfg.study_dir) == "runs/research-ppo"
     assert cfg.trial_command == "{python} -m donkeyrl train"
     auto = build_config(build_parser().parse_args(["research", "--explore", "auto"]))
@@ -102,7 +103,8 @@ def test_cli_runs_a_study_and_prints_progress(capsys, tmp_path, space_file):
     code = main(["research", "--study-dir", str(study), "--search-space", str(space_file),
                  "--trials", "3", "--cooldown", "0", "--objective", "mean_reward",
                  "--trial-command", fake_command("--rewards", "1,3,2", "--plan", "2=ok"),
-                 "--train-arg=--n-throttle", "--train-arg", "2", "--seed", "10"])
+                 "--train-arg=--n-throttle", "--train-arg", "2", "--seed", "10",
+                 "--confirm-seeds", "0", "--no-final-test", "--no-report"])
     out = capsys.readouterr().out
     assert code == 0
     assert "[3/3] trial 3 ok mean_reward=2" in out and "ETA" in out

@@ -14,7 +14,7 @@ import pytest
 
 from donkeyrl.research import fold_champion
 
-from research_helpers import fake_command, group_gone, live_children, records, run_study
+from research_helpers import LOOP_ONLY, fake_command, group_gone, live_children, records, run_study
 
 
 def controller_cmd(study: Path, space: Path, trials: int, trial_command: str,
@@ -22,7 +22,7 @@ def controller_cmd(study: Path, space: Path, trials: int, trial_command: str,
     return [sys.executable, "-m", "donkeyrl", "research", "--study-dir", str(study),
             "--search-space", str(space), "--trials", str(trials), "--cooldown", "0",
             "--kill-grace", "0.5", "--trial-timeout", "30", "--trial-command", trial_command,
-            *extra]
+            *LOOP_ONLY, *extra]
 
 
 def wait_for(cond, proc: subprocess.Popen, timeout: float = 60.0) -> None:

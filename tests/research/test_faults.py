@@ -23,14 +23,14 @@ from donkeyrl.research.procs import group_members, start_time
 from donkeyrl.research.result import parse_outcome
 from donkeyrl.research.runner import TOKEN_ENV, reap_leftover
 
-from research_helpers import (fake_command, live_children, make_config, records, run_study,
-                              zip_bytes)
+from research_helpers import (LOOP_ONLY, fake_command, live_children, make_config, records,
+                              run_study, zip_bytes)
 
 
 def cli(study: Path, space: Path, trials: int, *extra: str, command: str | None = None) -> list[str]:
     return ["research", "--study-dir", str(study), "--search-space", str(space), "--trials",
             str(trials), "--cooldown", "0", "--kill-grace", "0.5",
-            "--trial-command", command or fake_command(), *extra]
+            "--trial-command", command or fake_command(), *LOOP_ONLY, *extra]
 
 
 def temp_files(root: Path) -> list[Path]:

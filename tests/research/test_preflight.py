@@ -16,13 +16,13 @@ from donkeyrl.research import PreflightError
 from donkeyrl.research.preflight import check_space_against_schema
 
 from fake_trial import SCHEMA
-from research_helpers import fake_command, records, run_study
+from research_helpers import LOOP_ONLY, fake_command, records, run_study
 
 
 def cli(study: Path, space: Path | None, trials: int, *extra: str,
         command: str | None = None) -> list[str]:
     out = ["research", "--study-dir", str(study), "--trials", str(trials), "--cooldown", "0",
-           "--kill-grace", "0.5", "--trial-command", command or fake_command(), *extra]
+           "--kill-grace", "0.5", "--trial-command", command or fake_command(), *LOOP_ONLY, *extra]
     return out + (["--search-space", str(space)] if space else [])
 
 

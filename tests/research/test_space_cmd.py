@@ -84,9 +84,10 @@ def test_load_space_errors_name_file_and_problem(tmp_path, text, match):
 
 def test_param_flags_rendering():
     flags = param_flags({"learning_rate": 0.0003, "n_steer": 7, "domain_randomization": True,
-                         "reward_shaping": False, "track": ["a", "b"], "agent": "dqn"})
+                         "grey": False, "track": ["a", "b"], "agent": "dqn", "init_model": None})
+    # booleans explicitly: an omitted False would leave a trainer default that may be True
     assert flags == ["--learning-rate", "0.0003", "--n-steer", "7", "--domain-randomization",
-                     "--track", "a", "b"]
+                     "true", "--grey", "false", "--track", "a", "b"]
 
 
 def test_build_argv(tmp_path):

@@ -13,7 +13,8 @@ from rich.markup import escape
 
 from donkeyrl.cli.common import (CLIError, add_simulator_arguments, non_negative_float,
                                  positive_float, positive_int, simulator_overrides)
-from donkeyrl.research.limits import MAX_TIMESTEPS, MAX_TRIALS, MAX_WORKERS, SEED_LIMIT
+from donkeyrl.research.limits import (MAX_CONFIRM_SEEDS, MAX_TIMESTEPS, MAX_TRIALS, MAX_WORKERS,
+                                      SEED_LIMIT)
 from donkeyrl.rl.algorithms import AGENTS
 
 EPILOG = """\
@@ -22,7 +23,8 @@ trial command template (--trial-command):
   {trial_dir}. The controller appends: --agent A --track T.. --eval-episodes E --seed S
   --save-dir <study>/models/trial-N --result-file <study>/models/trial-N/result.json
   [--reward R] [--tensorboard DIR], then one '--foo-bar VALUE' per searched parameter foo_bar
-  (True -> bare flag, False -> omitted), then every --train-arg. The trial must write the
+  (booleans as 'true'/'false'; a searched 'tracks' replaces --track), then every --train-arg
+  (and --init-model DIR for a fine-tuning study). The trial must write the
   result JSON of 'donkeyrl train --result-file'; the objective is read from it, never from
   stdout. Each trial runs under a small leader process in its own process group: when the
   trial ends, is stopped, or the controller dies (even by SIGKILL), the leader kills
@@ -30,7 +32,43 @@ trial command template (--trial-command):
 
 study directory: results.jsonl (one record per trial, append-only), study.log (readable),
   logs/trial-N.log (live trial output), models/trial-N/, models/champion/{model.zip,
-  manifest.json}. Re-run the same command to resume after a crash or Ctrl-C.
+  manifest.json}, final/ and head_to_head.{json,txt} (the final test), report.html.
+  Re-run the same command to resume after a crash or Ctrl-C.
+
+objective (--objective): race_score (default) is the mean race score over the validation set's
+  tracks (docs/evaluation.md): a track counts only after a clean flying lap, then the score rises
+  with pace relative to the scripted expert; it does not saturate. driving_score and mean_reward
+  stay available (every record keeps all three). 'pareto' minimises two values instead: the
+  validation lap time relative to the expert's (3.0 for a track not lapped) and the mean |cte|;
+  proposals use ParEGO (a new random weighting of the two per proposal), every record carries
+  the Pareto front after it (pareto_front), the study ends by naming the front, and
+  models/champion holds the front member with the highest race score.
+
+champion (--confirm-seeds K, default 2): a trial that beats the champion's mean objective is a
+  candidate; its configuration is re-trained on K fresh seeds (confirmation runs: ordinary
+  records with the same params, their own trial numbers and seeds, and 'confirms' naming the
+  candidate) before new proposals, and crowned only if its MEAN over the K+1 runs beats the
+  champion's; the installed model is its best run. During the first --n-initial trials (random
+  proposals) nothing is confirmed; then the best of them is the candidate. A failed confirmation
+  run drops the configuration. Confirmation runs count towards --trials; one in progress when
+  --trials is reached is completed (at most K trials past --trials). Every run is told to the
+  optimizer (replicates: the GP learns the noise). Under --objective pareto confirmation is off:
+  a front is a set of trade-offs, and replicates of one point do not choose between them.
+  K=0: the first trial with a strictly better objective is crowned at once.
+
+final test (unless --no-final-test): when the study ends normally (trials reached or converged)
+  with a champion, the documented hand-tuned baseline (donkeyrl.rl.headtohead: PPO, mixed
+  tracks, domain randomisation) is trained with the champion's step budget and seed by the
+  trial command into final/baseline (log logs/final-baseline.log), then the champion, the
+  baseline and the scripted expert race every test-set track ('donkeyrl evaluate --set test',
+  built-in simulator, log logs/final-test.log) and the head-to-head table ends the output (also
+  in head_to_head.txt). Each step runs in its own process group with --trial-timeout. A champion
+  already tested (final/final.json names its SHA-256) is not tested again. Then the HTML report
+  is written to report.html (unless --no-report).
+
+fine-tuning (--init-model DIR): every trial starts from the saved model's weights; its agent,
+  actions, observation and network parameters are fixed to the model's values (removed from the
+  searched space); the rest is searched as usual.
 
 Trials flagged by the trainer as reward hacking are recorded but kept out of the surrogate
 model and never become champion. A searched parameter that the trainer does not report back
@@ -52,8 +90,9 @@ continue: study dir or journal unwritable, not a regular file, disk full, or a t
 started (records intact; re-run to resume), 5 no success: no trial of the study succeeded, or
 the first --systematic-failures trials of this run failed with the same error, or the result
 lacks --objective, 6 all trials done but the last git publish failed (results are local and
-intact), 128+N stopped by signal N (130 Ctrl-C, 143 SIGTERM) after killing and recording the
-running trials.
+intact), 7 all trials done but the final test failed (records and champion intact; re-run the
+same command to retry it; 6 wins when both happened), 128+N stopped by signal N (130 Ctrl-C,
+143 SIGTERM) after killing and recording the running trials.
 """
 
 def _bounded_int(low: int, high: int) -> Callable[[str], int]:
@@ -101,7 +140,9 @@ def register(subparsers: Any) -> None:
     a("--name", default=None, help="study name (default research-<agent>)")
     a("--study-dir", type=Path, default=None, help="study directory (default runs/<name>)")
     a("--track", nargs="+", default=["generated_track"], metavar="NAME",
-      help="training track(s) passed to every trial (default generated_track)")
+      help="training track(s) or regimes (procedural, catalogue, mixed) passed to every trial "
+      "unless the space searches 'tracks'; validation and test tracks are refused (see "
+      "'donkeyrl tracks'; default generated_track)")
     a("--workers", type=_bounded_int(1, MAX_WORKERS), default=1,
       help=f"trials run in parallel on this machine, at most {MAX_WORKERS} (default 1)")
     a("--trial-timeout", type=positive_float, default=360.0,
@@ -109,9 +150,24 @@ def register(subparsers: Any) -> None:
       "(default 360)")
     a("--cooldown", type=non_negative_float, default=2.0,
       help="seconds to wait after a trial before the next starts (default 2)")
-    a("--objective", default="driving_score",
-      help="result-file field to maximise: driving_score or mean_reward (default "
-      "driving_score); records keep both")
+    a("--objective", default="race_score",
+      help="result-file field to maximise: race_score (the validation set's mean race score, "
+      "default), driving_score, mean_reward, or 'pareto' (minimise validation lap time and mean "
+      "|cte|, see below); records keep all of them")
+    a("--confirm-seeds", type=_bounded_int(0, MAX_CONFIRM_SEEDS), default=None, metavar="K",
+      help="re-train a candidate champion's configuration on K fresh seeds and crown it by its "
+      "mean objective (default 2; 0 disables; not used with --objective pareto, see below)")
+    a("--init-model", type=Path, default=None, metavar="DIR",
+      help="fine-tuning study: every trial starts from this saved model (its directory or "
+      "model.zip); its agent, actions, observation and network are fixed to the model's")
+    a("--no-final-test", action="store_true",
+      help="do not train the baseline and race champion, baseline and expert on the test set at "
+      "the end (see below)")
+    a("--evaluate-command", default=None, metavar="TEMPLATE",
+      help="command template of the final test's evaluation (default '{python} -m donkeyrl "
+      "evaluate'; it gets --model, --set test, --baseline and --out)")
+    a("--no-report", action="store_true",
+      help="do not write the HTML report (report.html) at the end")
     a("--search-space", type=Path, default=None, metavar="FILE",
       help="JSON search space {name: {type: float|int|categorical|fixed, ...}}; default: the "
       "agent's documented space (see --print-space)")
@@ -172,6 +228,15 @@ def build_config(args: argparse.Namespace) -> Any:
             render_template(args.trial_command)
         except ValueError as exc:
             raise CLIError(f"{exc} (default: '{DEFAULT_TRIAL_COMMAND}')") from None
+    if args.evaluate_command is not None:
+        try:
+            render_template(args.evaluate_command)
+        except ValueError as exc:
+            raise CLIError(str(exc).replace("--trial-command", "--evaluate-command")) from None
+    if args.objective == "pareto" and args.confirm_seeds:
+        raise CLIError(f"--confirm-seeds {args.confirm_seeds} does not apply to --objective pareto "
+                       "(no confirmation: a front is a set of trade-offs; use --confirm-seeds 0)")
+    _check_tracks(args.track)
     name = args.name or f"research-{args.agent}"
     try:
         return StudyConfig(
@@ -179,6 +244,8 @@ def build_config(args: argparse.Namespace) -> Any:
             agent=args.agent, explore=args.explore, min_timesteps=args.min_timesteps,
             max_timesteps=args.max_timesteps, search_space=args.search_space,
             warm_start=tuple(args.warm_start), objective=args.objective, workers=args.workers,
+            confirm_seeds=(0 if args.objective == "pareto" else 2) if args.confirm_seeds is None
+            else args.confirm_seeds, init_model=args.init_model,
             trial_timeout=args.trial_timeout, cooldown=args.cooldown,
             until_converged=args.until_converged,
             trial_command=DEFAULT_TRIAL_COMMAND if args.trial_command is None
@@ -193,6 +260,19 @@ def build_config(args: argparse.Namespace) -> Any:
             preflight=not args.no_preflight, systematic_failures=args.systematic_failures)
     except ValueError as exc:
         raise CLIError(str(exc)) from None
+
+
+def _check_tracks(tracks: Sequence[str]) -> None:
+    """``--track``: training tracks or regimes only (one line naming the value otherwise)."""
+    from donkeyrl.sim.tracksets import REGIMES, check_training_tracks
+
+    try:
+        check_training_tracks(list(tracks))
+    except ValueError as exc:
+        text = str(exc)
+        if "unknown track" in text:
+            text += f"; or a regime: {', '.join(REGIMES)}"
+        raise CLIError(f"--track: {text}") from None
 
 
 def _simulator_train_args(args: argparse.Namespace) -> tuple[str, ...]:
@@ -237,12 +317,22 @@ class ConsoleReporter:
         value = "-" if record.objective is None else f"{record.objective:.4g}"
         colour = "green" if record.run_status == "ok" else "red"
         champ = progress.champion
-        best = (f"best {champ.objective:.4g} (trial {champ.trial})" if champ else "best -")
+        mean = progress.champion_mean
+        best = "best -"
+        if champ is not None:
+            best = (f"best {champ.objective:.4g} (trial {champ.trial})" if mean is None
+                    or mean == champ.objective else
+                    f"best mean {mean:.4g} (trial {champ.trial}: {champ.objective:.4g})")
         self._p(f"[bold][{progress.completed}/{progress.total}][/bold] trial {record.trial} "
                 f"[{colour}]{record.run_status}[/{colour}] {record.objective_name}={value} "
                 f"in {record.elapsed_sec:.1f}s | elapsed {_hms(progress.elapsed_sec)} "
                 f"ETA {_hms(progress.eta_sec)} | {best}"
-                + (" [bold yellow]NEW CHAMPION[/bold yellow]" if record.champion else "")
+                + (f" [dim](confirms trial {record.confirms})[/dim]"
+                   if record.confirms is not None else "")
+                + (" [bold yellow]NEW CHAMPION[/bold yellow]" if record.champion
+                   and record.crowned_trial == record.trial else "")
+                + (f" [bold yellow]NEW CHAMPION: trial {record.crowned_trial}[/bold yellow]"
+                   if record.champion and record.crowned_trial != record.trial else "")
                 + (f"\n  [red]{escape(record.message)}[/red]" if record.run_status != "ok"
                    else ""))
         if champ:
@@ -280,7 +370,7 @@ def run(args: argparse.Namespace) -> int:
     config = build_config(args)
     try:
         controller = Controller(config, ConsoleReporter())
-    except (SearchSpaceError, ValueError) as exc:
+    except (SearchSpaceError, ValueError, OSError) as exc:
         raise CLIError(str(exc)) from None
     if args.print_space:
         print(json.dumps(controller.space.to_dict(), indent=1))
@@ -297,9 +387,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"study {config.study_dir}: {summary.completed}/{config.trials} trials "
           f"({summary.stop_reason}); results {config.study_dir / 'results.jsonl'}, log "
           f"{config.study_dir / 'study.log'}")
+    if summary.pareto_front:
+        print(_front_table(summary.pareto_front))
     if champ:
-        print(f"champion: trial {champ.trial} {champ.objective_name}={champ.objective:.4g} -> "
-              f"{config.study_dir / 'models' / 'champion' / 'model.zip'}")
+        runs = summary.champion_runs
+        confirmed = (f" (configuration of trial {runs[0]}, mean {summary.champion_mean:.4g} over "
+                     f"trials {', '.join(map(str, runs))})" if len(runs) > 1 else "")
+        print(f"champion: trial {champ.trial} {champ.objective_name}={champ.objective:.4g}"
+              f"{confirmed} -> {config.study_dir / 'models' / 'champion' / 'model.zip'}")
         print(f"champion metrics: {_champion_metrics(champ)}")
     if config.tensorboard is not None:
         print(f"TensorBoard: tensorboard --logdir {config.tensorboard}")
@@ -307,10 +402,72 @@ def run(args: argparse.Namespace) -> int:
         print(f"study ended without success: {summary.failure}")
     if summary.publish_error:
         print(f"publishing to {config.publish.remote} failed: {summary.publish_error}")
-    if summary.stop_reason.startswith("stopped by "):
+    signalled = summary.stop_reason.startswith("stopped by ")
+    final_failed = ""
+    if summary.ended_normally and champ and not args.no_final_test:
+        final_failed, signum = _final_test(args, config)
+        if signum:
+            return 128 + signum
+    if not signalled and not args.no_report:
+        _write_report(config.study_dir)
+    if signalled:
         return 128 + int(signal.Signals[summary.stop_reason.split()[-1]])
     if summary.failure:
         return 5
     if summary.publish_error:
         return 6
+    if final_failed:
+        return 7
     return 0
+
+
+def _front_table(front: Sequence[Any]) -> str:
+    """The Pareto front named at the end of a Pareto study, one line per member."""
+    from donkeyrl.research.records import PARETO_OBJECTIVES
+
+    lap, cte = PARETO_OBJECTIVES
+    lines = [f"Pareto front ({len(front)} trials; both minimised):",
+             f"  {'trial':>5}  {'lap time / expert':>17}  {'mean |cte|':>10}  {'race score':>10}"]
+    for r in sorted(front, key=lambda r: r.objectives[lap]):
+        lines.append(f"  {r.trial:>5}  {r.objectives[lap]:>17.3f}  {r.objectives[cte]:>10.3f}  "
+                     f"{_num(r.objective):>10}")
+    return "\n".join(lines)
+
+
+def _final_test(args: argparse.Namespace, config: Any) -> tuple[str, int]:
+    """The final test (research/final.py); prints its table. Returns (failure, signal number)."""
+    from donkeyrl.research.final import DEFAULT_EVALUATE_COMMAND, FinalConfig, run_final_test
+
+    print("final test: training the baseline and racing champion, baseline and expert on the "
+          f"test set (logs in {config.study_dir / 'logs'}/final-*.log) ...", flush=True)
+    result = run_final_test(FinalConfig(
+        study_dir=config.study_dir, train_command=config.trial_command,
+        evaluate_command=args.evaluate_command or DEFAULT_EVALUATE_COMMAND,
+        extra_args=config.extra_args, eval_episodes=config.eval_episodes,
+        timeout=config.trial_timeout, kill_grace=config.kill_grace, cwd=config.cwd))
+    if result.status == "interrupted":
+        print(f"final test interrupted: {result.message}")
+        name = result.message.split("stopped by ")[-1].split()[0]
+        return result.message, int(signal.Signals[name]) if name in signal.Signals.__members__ else 130
+    if result.status == "failed":
+        print(f"final test failed: {result.message} (records and champion intact; re-run the same "
+              "command to retry)")
+        return result.message, 0
+    print(f"final test: {result.message}")
+    if result.table:
+        print(result.table)
+    return "", 0
+
+
+def _write_report(study_dir: Path) -> None:
+    """``donkeyrl.report.write_report`` when the report package has it; a failure is a warning."""
+    try:
+        from donkeyrl.report import write_report
+    except ImportError:
+        return
+    try:
+        path = write_report(study_dir)
+    except Exception as exc:  # the report must never change the study's outcome
+        print(f"warning: the HTML report was not written: {type(exc).__name__}: {exc}")
+        return
+    print(f"report: {path}")

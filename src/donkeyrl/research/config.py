@@ -10,15 +10,19 @@ from collections.abc import Sequence
 
 from donkeyrl.bo import Candidate
 
-from .limits import MAX_TIMESTEPS, MAX_TRIALS, MAX_WORKERS
+from .champion import ChampionRule
+from .limits import MAX_CONFIRM_SEEDS, MAX_TIMESTEPS, MAX_TRIALS, MAX_WORKERS
 from .publish import PublishConfig
-from .records import TrialRecord
+from .records import PARETO, TrialRecord
 from .trialcmd import DEFAULT_TRIAL_COMMAND, render_template
 
 __all__ = ["StudyConfig", "Progress", "Reporter", "LogReporter", "OBJECTIVES", "MAX_WORKERS",
-           "MAX_TIMESTEPS", "MAX_TRIALS"]
+           "MAX_TIMESTEPS", "MAX_TRIALS", "MAX_CONFIRM_SEEDS"]
 
-OBJECTIVES = ("driving_score", "mean_reward")
+OBJECTIVES = ("race_score", "driving_score", "mean_reward", PARETO)
+"""The documented objectives (any numeric result-file field is accepted): ``race_score`` (the
+validation set's mean race score, the default), ``driving_score``, ``mean_reward``, and
+``pareto`` (minimise lap time and mean |cte| on the validation set, see records.py)."""
 
 
 @dataclass(frozen=True)
@@ -41,8 +45,14 @@ class StudyConfig:
     """JSON search-space file; None = the agent's default space (research/space.py)."""
     warm_start: tuple[Path, ...] = ()
     """JSONL files of prior results (record schema) told to the optimizer at start."""
-    objective: str = "driving_score"
-    """Result-file field maximised by the optimizer and the champion rule."""
+    objective: str = "race_score"
+    """Result-file field maximised by the optimizer and the champion rule, or ``pareto``."""
+    confirm_seeds: int = 2
+    """K: a candidate champion is re-trained on K fresh seeds and crowned by its mean objective
+    (champion.py); 0 disables confirmation. Not used under ``pareto``."""
+    init_model: Path | None = None
+    """Fine-tuning study: every trial gets ``--init-model`` this model and the model's contract
+    parameters are fixed (initmodel.py)."""
     workers: int = 1
     """Trials run in parallel on this machine."""
     trial_timeout: float = 360.0
@@ -101,7 +111,13 @@ class StudyConfig:
                   (self.cooldown >= 0, f"cooldown={self.cooldown} must be >= 0"),
                   (self.eval_episodes >= 1, f"eval_episodes={self.eval_episodes} must be >= 1"),
                   (self.explore is None or self.explore >= 0,
-                   f"explore={self.explore} must be >= 0")]
+                   f"explore={self.explore} must be >= 0"),
+                  (0 <= self.confirm_seeds <= MAX_CONFIRM_SEEDS,
+                   f"confirm_seeds={self.confirm_seeds} must be in [0, {MAX_CONFIRM_SEEDS}] (0 "
+                   "disables confirmation)"),
+                  (not (self.objective == PARETO and self.until_converged),
+                   "until_converged does not apply to the pareto objective (a front has no single "
+                   "optimum to converge to)")]
         for ok, msg in checks:
             if not ok:
                 raise ValueError(msg)
@@ -109,6 +125,18 @@ class StudyConfig:
         if not self.objective or not self.objective.replace("_", "").isalnum():
             raise ValueError(f"objective={self.objective!r} must be a result-file field name "
                              f"such as {list(OBJECTIVES)}")
+
+    @property
+    def pareto(self) -> bool:
+        """True for a two-objective study (``objective="pareto"``)."""
+        return self.objective == PARETO
+
+    @property
+    def champion_rule(self) -> ChampionRule:
+        """The champion rule of this study (no confirmation under ``pareto``; a random phase of
+        at most ``trials`` trials, so that a short study still confirms its best trial)."""
+        return ChampionRule(confirm_seeds=0 if self.pareto else self.confirm_seeds,
+                            n_initial=min(self.n_initial, self.trials), pareto=self.pareto)
 
 
 @dataclass(frozen=True)
@@ -123,6 +151,9 @@ class Progress:
     eta_sec: float | None
     """Estimated remaining wall time (None until a trial finished in this run)."""
     champion: TrialRecord | None
+    champion_mean: float | None = None
+    """The champion's mean objective over its confirmed runs (its objective without
+    confirmation)."""
 
 
 class Reporter(Protocol):

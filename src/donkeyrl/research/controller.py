@@ -13,11 +13,18 @@ One thread, one event loop. Trials are subprocesses (runner.py) polled every
    to match the fold over the records, tell the optimizer every usable record plus warm-start
    data. Trial numbers continue after the highest one ever used (never reused).
 2. While fewer than ``trials`` trials are finished: keep up to ``workers`` trials running,
-   interrupted trials first when ``rerun_interrupted`` (same params and seed). Proposals come
-   from ``Optimizer.ask_batch`` with the running trials as ``pending``, so parallel proposals
-   differ; the top-5 candidates (mean, std, UCB) are logged. After a trial ends: record
-   (append + fsync), update the champion, tell the optimizer, publish every ``--push-every``
-   trials (a failure goes to study.log and is retried), wait ``cooldown`` before the next launch.
+   interrupted trials first when ``rerun_interrupted`` (same params and seed), then the
+   confirmation runs of a candidate champion (champion.py: same params, fresh seeds, record
+   field ``confirms``), then new proposals. Proposals come from ``Optimizer.ask_batch`` with the
+   running trials as ``pending``, so parallel proposals differ (under ``--objective pareto``
+   from ParEGO, pareto.py); the top-5 candidates (mean, std, UCB) are logged. After a trial
+   ends: fold it into the champion (champion.py; the record carries ``champion``, ``crowned``
+   and, under Pareto, ``pareto_front``), record (append + fsync), install a new champion, tell
+   the optimizer (every run, confirmation runs included: replicates let the GP learn the
+   noise), publish every ``--push-every`` trials (a failure goes to study.log and is retried),
+   wait ``cooldown`` before the next launch. A confirmation in progress when ``trials`` is
+   reached (or the optimizer converged) is still completed: at most ``confirm_seeds`` trials
+   past ``trials``.
 3. Stop on ``trials`` reached, convergence (``until_converged``), SIGINT/SIGTERM/SIGHUP (unless
    ignored, as under nohup), a systematic failure (the first ``systematic_failures`` trials of
    this run failed with the same error, or the trainer's result lacks the objective), or a
@@ -34,6 +41,7 @@ CLI turns them into exit codes 5 and 6.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import re
 import shutil
@@ -44,22 +52,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from donkeyrl.bo import Optimizer, SearchSpace, SearchSpaceError
+from donkeyrl.bo import Optimizer, SearchSpace
 
-from .champion import ChampionStore, beats, fold_champion
+from .champion import ChampionFold, ChampionStore, Step
 from .config import LogReporter, Progress, Reporter, StudyConfig
-from .files import read_regular
 from .journal import Journal, JournalWriteError
 from .lock import StudyLock
+from .pareto import ParetoProposer
 from .preflight import preflight
 from .publish import Publisher
-from .records import RecordError, TrialRecord
+from .records import PARETO_OBJECTIVES, RecordError, TrialRecord
 from .result import ParsedOutcome, clip_message, log_tail, parse_outcome, unused_params
-from .runner import Finished, TrialProcess, TrialSpec, remove_trial_tmp
-from .space import default_space, load_space
-from .study import (StudyLog, StudyPaths, check_study_files, ensure_writable, recover_running,
-                    recover_unrecorded, remove_stale_temp_files, tell_records, used_trial_numbers,
-                    write_study_json)
+from .runner import LAUNCH_FILE, Finished, TrialProcess, TrialSpec, remove_trial_tmp
+from .space import check_space_tracks, default_space, fix_params, load_space
+from .study import (CONFIRM_FILE, StudyLog, StudyPaths, check_study_files, ensure_writable,
+                    recover_running, recover_unrecorded, remove_stale_temp_files, tell_records,
+                    used_trial_numbers, write_confirm_file, write_study_json)
 from .trialcmd import build_argv
 
 __all__ = ["Controller", "StudyError", "StudySummary", "LOW_DISK_BYTES"]
@@ -95,6 +103,19 @@ class StudySummary:
     trial of the study succeeded."""
     publish_error: str = ""
     """The error of the last git publish of this run when it failed ("" otherwise)."""
+    champion_mean: float | None = None
+    """The champion's mean objective over its confirmed runs (its objective without
+    confirmation)."""
+    champion_runs: tuple[int, ...] = ()
+    """The trials the champion's configuration was judged by (candidate + confirmation runs)."""
+    pareto_front: tuple[TrialRecord, ...] = ()
+    """Under ``--objective pareto``: the records on the final Pareto front."""
+
+    @property
+    def ended_normally(self) -> bool:
+        """True when the study stopped because it was done (trials reached or converged)."""
+        return not self.failure and (self.stop_reason == "converged"
+                                     or self.stop_reason.endswith(" trials done"))
 
 
 def failure_signature(rec: TrialRecord) -> str:
@@ -109,7 +130,7 @@ class Controller:
     """Runs one study; ``run()`` blocks until it stops (see the module docstring)."""
 
     def __init__(self, config: StudyConfig, reporter: Reporter | None = None) -> None:
-        self.cfg = config
+        """Raises SearchSpaceError / ValueError (one line) for a bad space or --init-model."""
         self.reporter: Reporter = reporter or LogReporter()
         self.paths = StudyPaths(config.study_dir)
         self.journal = Journal(self.paths.journal)
@@ -118,14 +139,23 @@ class Controller:
         self.publisher = Publisher(self.paths.root, config.publish)
         self.cwd = (config.cwd or Path.cwd()).resolve()
         if config.search_space is not None:
-            self.space: SearchSpace = _load_space_file(config.search_space, config.min_timesteps,
-                                                       config.max_timesteps)
+            self.space: SearchSpace = load_space(config.search_space, config.min_timesteps,
+                                                 config.max_timesteps)
         else:
             self.space = default_space(config.agent, config.min_timesteps, config.max_timesteps)
+        self.space_notes: list[str] = []
+        if config.init_model is not None:
+            config, self.space, self.space_notes = _fine_tuning(config, self.space)
+        check_space_tracks(self.space)
+        self.cfg = config
         self.records: list[TrialRecord] = []
         self.warm_start: list[Path] = list(config.warm_start)
-        self.champion: TrialRecord | None = None
+        self.fold = ChampionFold(config.champion_rule)
         self.running: dict[int, TrialProcess] = {}
+        self.confirming: dict[int, int] = {}
+        """Running confirmation runs: trial number -> the trial they confirm."""
+        self._reached = False
+        self._finishing: int | None = None
         self.stop_reason = ""
         self.failure = ""
         self.publish_error = ""
@@ -172,6 +202,35 @@ class Controller:
         self.reporter.note(text)
         self.study_log.line(text)
 
+    @property
+    def champion(self) -> TrialRecord | None:
+        """The champion's record (the run whose model is installed)."""
+        return self.fold.champion_record
+
+    def _mark(self, rec: TrialRecord) -> Step:
+        """Fold ``rec`` into the champion and write what it caused into its fields."""
+        step = self.fold.step(rec)
+        rec.champion = step.crowned is not None
+        rec.crowned = step.crowned.trial if step.crowned else None
+        rec.pareto_front = step.pareto_front
+        return step
+
+    def _announce(self, rec: TrialRecord, step: Step) -> None:
+        """Notes for what a recorded trial caused (candidate, dropped, crowned)."""
+        k = self.fold.rule.confirm_seeds
+        if step.dropped is not None:
+            origin, why = step.dropped
+            self._note(f"configuration of trial {origin} not crowned: {why}")
+        if step.crowned is not None and k:
+            c = step.crowned
+            self._note(f"configuration of trial {c.origin} confirmed: mean {rec.objective_name} "
+                       f"{c.mean:.4g} over trials {[r.trial for r in c.runs]}; champion model: "
+                       f"trial {c.trial}")
+        if step.candidate is not None:
+            cand = next(r for r in reversed(self.records) if r.trial == step.candidate)
+            self._note(f"trial {cand.trial} is a candidate champion ({cand.objective_name}="
+                       f"{cand.objective:.4g}): re-training its configuration on {k} fresh "
+                       "seed(s) before it can be crowned")
     def _replay(self) -> int:
         for path in remove_stale_temp_files(self.paths):
             log.info("removed %s, left by a controller that was killed while writing it", path)
@@ -179,24 +238,34 @@ class Controller:
         for p in read.problems:
             self._note(f"journal {self.paths.journal.name} {p}")
         self.records = read.records
+        for rec in self.records:
+            self.fold.step(rec)
         known = {r.trial for r in self.records}
         for rec in recover_running(self.paths, self.journal, known, objective=self.cfg.objective,
                                    cwd=self.cwd, grace=self.cfg.kill_grace):
-            rec.champion = beats(rec, fold_champion(self.records))
+            self._mark(rec)
             self._append(rec)
             self._note(f"trial {rec.trial} was running when the previous controller stopped: "
                        f"recorded as {rec.run_status}")
         for rec in recover_unrecorded(self.paths, known, objective=self.cfg.objective,
                                       cwd=self.cwd):
-            rec.champion = beats(rec, fold_champion(self.records))
+            self._mark(rec)
             self._append(rec)
             self._note(f"trial {rec.trial} had no record in the journal: recovered from its "
                        f"directory as {rec.run_status}")
         self.next_trial = used_trial_numbers(self.paths, self.records) + 1
-        self.champion = fold_champion(self.records)
-        self._note(self.store.ensure(self.champion))
+        self._note(self.store.ensure(self.fold.champion))
+        pending = self.fold.pending
+        if pending is not None:
+            self._note(f"confirmation of trial {pending.trial} pending: "
+                       f"{self.fold.runs_needed()} run(s) to go")
+        for n in self.space_notes:
+            self._note(f"--init-model: {n}")
+        rule = self.fold.rule
         info = {"agent": self.cfg.agent, "objective": self.cfg.objective,
-                "space": self.space.to_dict(), "trial_command": self.cfg.trial_command}
+                "space": self.space.to_dict(), "trial_command": self.cfg.trial_command,
+                "confirm_seeds": rule.confirm_seeds, "n_initial": rule.n_initial,
+                "init_model": str(self.cfg.init_model) if self.cfg.init_model else None}
         warnings, files = write_study_json(self.paths, info,
                                            [str(Path(p).resolve()) for p in self.cfg.warm_start])
         for w in warnings:
@@ -218,6 +287,8 @@ class Controller:
         done: set[int] = set()
         first: dict[int, TrialRecord] = {}
         for r in self.records:
+            if r.confirms is not None:  # pending confirmations are rebuilt from the fold
+                continue
             origin = r.rerun_of if r.rerun_of is not None else r.trial
             if r.run_status != "interrupted":
                 done.add(origin)
@@ -225,23 +296,34 @@ class Controller:
                 first[origin] = r
         return [r for origin, r in first.items() if origin not in done and r.params]
 
-    def _make_optimizer(self) -> Optimizer:
-        opt = Optimizer(self.space, kappa=self.cfg.explore, n_initial=self.cfg.n_initial,
-                        seed=self.cfg.seed + self.next_trial)
+    def _make_optimizer(self) -> Optimizer | ParetoProposer:
+        opt: Optimizer | ParetoProposer
+        if self.cfg.pareto:
+            opt = ParetoProposer(self.space, kappa=self.cfg.explore, n_initial=self.cfg.n_initial,
+                                 seed=self.cfg.seed + self.next_trial)
+        else:
+            opt = Optimizer(self.space, kappa=self.cfg.explore, n_initial=self.cfg.n_initial,
+                            seed=self.cfg.seed + self.next_trial)
         for path in self.warm_start:
             try:
                 read = Journal(path).read()
             except OSError as exc:  # a remembered file deleted since, a FIFO, ...
                 self._note(f"warm start {path}: cannot be read ({exc}); skipped")
                 continue
-            told, skipped = tell_records(opt, read.records, self.cfg.objective, f"warm start {path}")
+            told, skipped = self._tell(opt, read.records, f"warm start {path}")
             self._note(f"warm start {path}: {told} records used, {skipped} skipped, "
                        f"{len(read.problems)} bad lines")
-        told, skipped = tell_records(opt, self.records, self.cfg.objective, "journal")
+        told, skipped = self._tell(opt, self.records, "journal")
         if self.records:
             self._note(f"resumed: {len(self.records)} records replayed ({told} told to the "
                        f"optimizer, {skipped} skipped)")
         return opt
+
+    def _tell(self, opt: Optimizer | ParetoProposer, records: list[TrialRecord],
+              source: str) -> tuple[int, int]:
+        if isinstance(opt, ParetoProposer):
+            return opt.tell_records(records, source)
+        return tell_records(opt, records, self.cfg.objective, source)
 
     # --- bookkeeping ------------------------------------------------------------------------
     @property
@@ -252,8 +334,9 @@ class Controller:
         elapsed = time.monotonic() - self._t0
         remaining = max(self.cfg.trials - self.completed, 0)
         eta = (elapsed / self._finished_this_run * remaining) if self._finished_this_run else None
+        champ = self.fold.champion
         return Progress(self.completed, self.cfg.trials, len(self.running), elapsed, eta,
-                        self.champion)
+                        self.champion, champ.mean if champ else None)
 
     def _append(self, rec: TrialRecord) -> None:
         try:
@@ -270,7 +353,9 @@ class Controller:
         self._new_records += 1
 
     # --- trials -----------------------------------------------------------------------------
-    def _launch(self, trial: int, params: dict[str, Any], rerun: TrialRecord | None = None) -> None:
+    def _launch(self, trial: int, params: dict[str, Any], rerun: TrialRecord | None = None,
+                confirms: int | None = None) -> None:
+        """Start trial ``trial``; ``confirms``: it is a confirmation run of that trial."""
         seed = self.cfg.seed + trial
         rerun_of = None
         if rerun is not None:
@@ -291,10 +376,21 @@ class Controller:
             log_file=self.paths.trial_log(trial).resolve(),
             model_dir=save_dir, seed=seed, timeout=self.cfg.trial_timeout, cwd=self.cwd,
             rerun_of=rerun_of)
+        made_dir = not save_dir.exists()
         try:
+            if confirms is not None:  # before the launch: a recovered trial keeps its role
+                save_dir.mkdir(parents=True, exist_ok=True)
+                write_confirm_file(save_dir, confirms)
             self.running[trial] = TrialProcess(spec, self.paths.running,
                                                kill_grace=self.cfg.kill_grace)
         except OSError as exc:
+            if made_dir:  # the runner rolled its files back; the directory was ours
+                for name in (CONFIRM_FILE, LAUNCH_FILE):
+                    (save_dir / name).unlink(missing_ok=True)
+                try:
+                    save_dir.rmdir()
+                except OSError:
+                    pass
             # Not the params' fault (a full disk, a vanished program): nothing is recorded,
             # counted or told to the optimizer, and the study stops until the cause is fixed.
             raise StudyError(
@@ -302,6 +398,8 @@ class Controller:
                 f"{' (' + exc.filename + ')' if getattr(exc, 'filename', None) else ''}; "
                 "nothing was recorded for it. Free space or fix the cause and re-run the same "
                 "command to resume") from exc
+        if confirms is not None:
+            self.confirming[trial] = confirms
         self.reporter.started(trial, params, self._progress())
 
     def _parse(self, spec: TrialSpec, fin: Finished) -> ParsedOutcome:
@@ -329,7 +427,8 @@ class Controller:
             return f"the study's disk has only {free} bytes free"
         return ""
 
-    def _record(self, spec: TrialSpec, fin: Finished, opt: Optimizer | None = None) -> TrialRecord:
+    def _record(self, spec: TrialSpec, fin: Finished,
+                opt: Optimizer | ParetoProposer | None = None) -> TrialRecord:
         parsed = self._parse(spec, fin)
         disk = self._victim_of_full_disk(spec, parsed)
         if disk:
@@ -354,20 +453,21 @@ class Controller:
             reward_hacking=parsed.reward_hacking, model_path=self.paths.rel(parsed.model_path),
             elapsed_sec=round(fin.elapsed_sec, 3), seed=spec.seed,
             log_path=self.paths.rel(spec.log_file), exit_code=fin.exit_code,
-            rerun_of=spec.rerun_of)
-        rec.champion = beats(rec, self.champion)
+            rerun_of=spec.rerun_of, confirms=self.confirming.get(spec.trial),
+            objectives=parsed.objectives)
+        step = self._mark(rec)
         self._append(rec)
+        self.confirming.pop(spec.trial, None)
         if spec.trial in self.running:
             self.running.pop(spec.trial).remove_pid_file()
         remove_trial_tmp(spec.model_dir)
-        if rec.champion:
-            self.champion = rec
+        if step.crowned is not None:
             try:
-                self.store.install(rec)
+                self.store.install(step.crowned)
             except OSError as exc:  # repaired by ChampionStore.ensure at the next start
-                log.error("cannot install champion trial %d: %s", rec.trial, exc)
+                log.error("cannot install champion trial %d: %s", step.crowned.trial, exc)
         if opt is not None and rec.run_status != "interrupted":
-            tell_records(opt, [rec], self.cfg.objective, "trial")
+            self._tell(opt, [rec], "trial")
         if rec.run_status != "interrupted":
             self._finished_this_run += 1
             self._run_outcomes.append(rec)
@@ -377,6 +477,7 @@ class Controller:
                             f"--objective among its numeric fields: "
                             f"{', '.join(parsed.missing_objective) or '(none)'}")
         self._log_record(rec)
+        self._announce(rec, step)
         return rec
 
     def _check_systematic(self) -> None:
@@ -392,13 +493,21 @@ class Controller:
                             "the setup and re-run")
 
     def _log_record(self, rec: TrialRecord) -> None:
-        champ = self.champion
-        champ_txt = (f"champion: trial {champ.trial} ({champ.objective_name}={champ.objective:.4g})"
-                     if champ else "champion: none")
+        champ = self.fold.champion
+        champ_txt = "champion: none"
+        if champ is not None:
+            champ_txt = (f"champion: trial {champ.trial} ({champ.record.objective_name}="
+                         f"{champ.record.objective:.4g}"
+                         + (f", mean {champ.mean:.4g} over {len(champ.runs)} runs"
+                            if len(champ.runs) > 1 else "") + ")")
         value = "-" if rec.objective is None else f"{rec.objective:.4g}"
-        flags = " NEW CHAMPION" if rec.champion else ""
+        if rec.objectives:
+            value += " (" + ", ".join(f"{k}={v:.4g}" for k, v in rec.objectives.items()) + ")"
+        flags = f" NEW CHAMPION (trial {rec.crowned})" if rec.champion else ""
         flags += " REWARD-HACKING-FLAG" if rec.reward_hacking else ""
         flags += f" (re-run of trial {rec.rerun_of})" if rec.rerun_of is not None else ""
+        flags += f" (confirms trial {rec.confirms})" if rec.confirms is not None else ""
+        flags += f" front={rec.pareto_front}" if rec.pareto_front is not None else ""
         msg = f" ({rec.message})" if rec.message else ""
         self.study_log.line(
             f"trial {rec.trial} {rec.run_status} {rec.objective_name}={value} "
@@ -406,7 +515,8 @@ class Controller:
             f"{flags}{msg} | {champ_txt}")
         self.reporter.finished(rec, self._progress())
 
-    def _propose(self, opt: Optimizer, n: int, first_trial: int) -> list[dict[str, Any]]:
+    def _propose(self, opt: Optimizer | ParetoProposer, n: int,
+                 first_trial: int) -> list[dict[str, Any]]:
         pending = [tp.spec.params for tp in self.running.values()]
         try:
             proposals = opt.ask_batch(n, pending)
@@ -414,6 +524,9 @@ class Controller:
             log.exception("optimizer failed; proposing at random this time")
             self._note(f"optimizer failed ({exc!r}): random proposals")
             return self.space.sample(opt.rng, n)
+        if isinstance(opt, ParetoProposer) and opt.last_weights is not None:
+            self.study_log.line(f"proposal for trial {first_trial}: ParEGO weights "
+                                f"{dict(zip(PARETO_OBJECTIVES, opt.last_weights.round(3).tolist()))}")
         for i, params in enumerate(proposals):
             cands = opt.last_candidates if i == 0 else []
             self.reporter.proposal(first_trial + i, params, cands)
@@ -462,8 +575,12 @@ class Controller:
             self.failure = self._nothing_succeeded()
         if self.failure:
             self.study_log.line(f"study ended without success: {self.failure}")
+        champ = self.fold.champion
         return StudySummary(self.completed, self._new_records, self.champion,
-                            self.stop_reason, problems, self.failure, self.publish_error)
+                            self.stop_reason, problems, self.failure, self.publish_error,
+                            champion_mean=champ.mean if champ else None,
+                            champion_runs=tuple(r.trial for r in champ.runs) if champ else (),
+                            pareto_front=tuple(self.fold.front))
 
     def _nothing_succeeded(self) -> str:
         finished = [r for r in self.records if r.run_status != "interrupted"]
@@ -474,6 +591,19 @@ class Controller:
         return (f"no trial succeeded ({', '.join(f'{n} {s}' for s, n in counts.most_common())}); "
                 f"most common error: {example.run_status}: {example.message}")
 
+    def _confirmations_due(self, converged: bool) -> int:
+        """Confirmation runs to launch now (see the module docstring, step 2)."""
+        if (converged or self.completed >= self.cfg.trials) and not self._reached:
+            # the confirmation in progress when the study is done is still completed
+            self._reached = True
+            pending = self.fold.pending
+            self._finishing = pending.trial if pending else None
+        pending = self.fold.pending
+        if pending is None or (self._reached and pending.trial != self._finishing):
+            return 0
+        running = sum(1 for origin in self.confirming.values() if origin == pending.trial)
+        return max(self.fold.runs_needed() - running, 0)
+
     def _loop(self) -> None:
         opt = self._make_optimizer()
         not_before = 0.0
@@ -483,14 +613,23 @@ class Controller:
         while not self.stop_reason:
             remaining = self.cfg.trials - self.completed - len(self.running)
             free = self.cfg.workers - len(self.running)
-            if not converged and remaining > 0 and free > 0 and time.monotonic() >= not_before:
-                n = min(free, remaining)
-                reruns = [self.reruns.popleft() for _ in range(min(n, len(self.reruns)))]
+            due = self._confirmations_due(converged)
+            if free > 0 and time.monotonic() >= not_before:
+                n = min(free, remaining) if not converged else 0
+                reruns = [self.reruns.popleft() for _ in range(min(max(n, 0), len(self.reruns)))]
                 for rec in reruns:
                     self._launch(self.next_trial, dict(rec.params), rerun=rec)
                     self.next_trial += 1
-                if n > len(reruns):
-                    for params in self._propose(opt, n - len(reruns), self.next_trial):
+                free -= len(reruns)
+                pending = self.fold.pending
+                confirmations = min(free, due)
+                for _ in range(confirmations):
+                    assert pending is not None
+                    self._launch(self.next_trial, dict(pending.params), confirms=pending.trial)
+                    self.next_trial += 1
+                n = min(free - confirmations, n - len(reruns) - confirmations)
+                if n > 0:
+                    for params in self._propose(opt, n, self.next_trial):
                         self._launch(self.next_trial, params)
                         self.next_trial += 1
             for tp in list(self.running.values()):
@@ -508,12 +647,13 @@ class Controller:
                 if self.failure:
                     self.stop_reason = "systematic failure"
                     return
-                if self.cfg.until_converged and not converged:
+                if self.cfg.until_converged and not converged and isinstance(opt, Optimizer):
                     conv = opt.converged()
                     if conv.converged:
                         converged = True
                         self._note(f"optimizer converged: {conv.reason}; finishing running trials")
-            if not self.running and (converged or self.cfg.trials - self.completed <= 0):
+            if not self.running and (converged or self.cfg.trials - self.completed <= 0) \
+                    and not self._confirmations_due(converged):
                 self.stop_reason = "converged" if converged else f"{self.cfg.trials} trials done"
                 break
             time.sleep(self.cfg.poll_interval)
@@ -522,6 +662,8 @@ class Controller:
         champ = self.champion
         best = f"champion trial {champ.trial} {champ.objective_name}={champ.objective:.4g}" \
             if champ else "no champion"
+        if self.fold.champion is not None and len(self.fold.champion.runs) > 1:
+            best += f" (mean {self.fold.champion.mean:.4g} over {len(self.fold.champion.runs)} runs)"
         return f"{self.paths.root.name}: {self.completed} trials, {best}"
 
     def _shutdown(self) -> None:
@@ -542,16 +684,19 @@ class Controller:
                    f"{self._commit_message()}")
 
 
-def _load_space_file(path: Path, min_timesteps: int, max_timesteps: int) -> SearchSpace:
-    """``load_space`` with the file checked first: a regular, UTF-8 file (errors name it)."""
-    try:
-        read_regular(Path(path), 16 << 20).decode("utf-8")
-    except FileNotFoundError:
-        pass  # load_space names the file and the error
-    except UnicodeDecodeError as exc:
-        raise SearchSpaceError(f"search space file {path} is not UTF-8 text ({exc.reason} at "
-                               f"byte {exc.start})") from None
-    except OSError as exc:
-        raise SearchSpaceError(f"cannot read search space file {path}: "
-                               f"{exc.strerror or exc}") from None
-    return load_space(path, min_timesteps, max_timesteps)
+def _fine_tuning(cfg: StudyConfig, space: SearchSpace) -> tuple[StudyConfig, SearchSpace, list[str]]:
+    """A fine-tuning study (initmodel.py): ``--init-model`` for every trial, the model's contract
+    parameters fixed in the space. Raises InitModelError (a ValueError) before anything starts."""
+    from donkeyrl.rl.finetune import CONTRACT
+
+    from .initmodel import contract_values
+
+    assert cfg.init_model is not None
+    values = contract_values(cfg.init_model, cfg.agent)
+    drop = tuple(k for k in CONTRACT if k != "agent" and k not in values)
+    if "agent" in space.names:
+        values = {"agent": cfg.agent, **values}
+    space, notes = fix_params(space, values, drop)
+    path = Path(cfg.init_model).resolve()
+    cfg = dataclasses.replace(cfg, extra_args=(*cfg.extra_args, "--init-model", str(path)))
+    return cfg, space, notes

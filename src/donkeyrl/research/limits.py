@@ -6,7 +6,7 @@ refused with one line before anything runs, not crash a numeric routine an hour 
 
 from __future__ import annotations
 
-__all__ = ["MAX_WORKERS", "MAX_TIMESTEPS", "MAX_TRIALS", "SEED_LIMIT"]
+__all__ = ["MAX_WORKERS", "MAX_TIMESTEPS", "MAX_TRIALS", "SEED_LIMIT", "MAX_CONFIRM_SEEDS"]
 
 MAX_WORKERS = 64
 """Most parallel trials on one machine (each trial is at least one process with its env)."""
@@ -19,3 +19,6 @@ MAX_TRIALS = 10**6
 
 SEED_LIMIT = 2**32
 """Seeds of numpy / torch / gymnasium must be below this; trial N trains with ``seed + N``."""
+
+MAX_CONFIRM_SEEDS = 100
+"""Most confirmation runs per candidate champion (``--confirm-seeds``)."""

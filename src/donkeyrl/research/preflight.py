@@ -6,7 +6,11 @@ controller runs ``preflight`` before it creates or locks anything; the first pro
 ``PreflightError`` with one line naming the bad value and what is valid (``donkeyrl research``
 exits 2). Checks, in order:
 
-1. ``--track``: every name is a known track, env id, ``procedural-<seed>`` or training regime.
+1. ``--track``: every name is a training track, env id, ``procedural-<seed>`` of the training
+   stream or a regime (validation and test tracks are refused: training on them would leak the
+   sets the study selects and reports on); a searched ``tracks`` likewise (space.py).
+   ``--objective`` race_score, pareto or a ``validation_*`` field needs the validation race:
+   ``--train-arg=--validation false`` is refused with it.
 2. ``--seed``: trial N trains with ``seed + N``, which must stay below 2**32 for every trial.
 3. ``--warm-start`` files exist and are regular files.
 4. The trial command's program exists (on ``PATH`` or as a path) and is executable.
@@ -19,7 +23,8 @@ exits 2). Checks, in order:
      "help"}}}``, optionally ``"result_fields": [...]``) is read and every search-space
      parameter must be a trainer parameter that applies to the agent(s), with every value of
      its range (bounds, choices, fixed value) inside what the trainer accepts; ``--objective``
-     must be one of ``result_fields`` when the schema lists them;
+     must be one of ``result_fields`` when the schema lists them (under ``pareto``: the race
+     score and both Pareto objectives);
    - if the help lists ``--check``, one trial's full command line (the midpoint of the search
      space, every ``--train-arg``, a temporary ``--save-dir``) is run with ``--check``: the
      trainer parses it, builds the environment once and exits 0, or prints one line and exits
@@ -55,10 +60,12 @@ from donkeyrl.bo import SearchSpace
 
 from .limits import SEED_LIMIT
 from .procs import kill_group
+from .records import PARETO, PARETO_OBJECTIVES, PARETO_RANK
 from .runner import leader_argv
 from .trialcmd import build_argv, render_template
 
-__all__ = ["PreflightError", "preflight", "check_space_against_schema", "SEED_LIMIT"]
+__all__ = ["PreflightError", "preflight", "check_space_against_schema", "SEED_LIMIT",
+           "needs_validation", "objective_fields"]
 
 log = logging.getLogger(__name__)
 
@@ -105,11 +112,38 @@ def _probe(argv: list[str], timeout: float, cwd: Path, env: dict[str, str]) -> _
 
 
 def _check_tracks(tracks: Sequence[str]) -> None:
-    from donkeyrl.sim.tracksets import check_training_tracks
+    from donkeyrl.sim.tracksets import REGIMES, check_training_tracks
     try:
-        check_training_tracks(list(tracks), allow_reserved=True)
+        check_training_tracks(list(tracks))
     except ValueError as exc:
-        raise PreflightError(f"--track: {exc}") from None
+        text = str(exc)
+        if "unknown track" in text:
+            text += f"; or a regime: {', '.join(REGIMES)}"
+        raise PreflightError(f"--track: {text}") from None
+
+
+def _validation_off(extra_args: Sequence[str]) -> bool:
+    """True when the extra train arguments switch the validation race off."""
+    words = list(extra_args)
+    for i, w in enumerate(words):
+        value = None
+        if w.startswith("--validation="):
+            value = w.split("=", 1)[1]
+        elif w == "--validation" and i + 1 < len(words):
+            value = words[i + 1]
+        if value is not None and value.strip().lower() in ("0", "false", "no", "off"):
+            return True
+    return False
+
+
+def needs_validation(objective: str) -> bool:
+    """Objectives measured by the trainer's validation race (``--validation``)."""
+    return objective in ("race_score", PARETO) or objective.startswith("validation_")
+
+
+def objective_fields(objective: str) -> tuple[str, ...]:
+    """The result-file fields an objective reads."""
+    return (PARETO_RANK, *PARETO_OBJECTIVES) if objective == PARETO else (objective,)
 
 
 def _check_program(word: str, cwd: Path) -> None:
@@ -218,9 +252,13 @@ def check_space_against_schema(space: SearchSpace, schema: Any, agent: str,
             if problem:
                 raise PreflightError(f"search space parameter {p.name!r}: {problem}")
     fields = schema.get("result_fields")
-    if objective and isinstance(fields, list) and fields and objective not in fields:
-        raise PreflightError(f"--objective {objective!r} is not in the trainer's result; "
-                             f"valid: {', '.join(map(str, fields))}")
+    if objective and isinstance(fields, list) and fields:
+        for name in objective_fields(objective):
+            if name not in fields:
+                what = f"--objective {objective!r}" if name == objective else \
+                    f"--objective {objective!r} needs {name!r}, which"
+                raise PreflightError(f"{what} is not in the trainer's result; valid: "
+                                     f"{', '.join(map(str, fields))}, {PARETO}")
 
 
 def _midpoint(space: SearchSpace) -> dict[str, Any]:
@@ -276,6 +314,10 @@ def preflight(cfg: Any, space: SearchSpace, cwd: Path) -> list[str]:
     """Run every check of the module docstring; returns notes, raises PreflightError."""
     notes: list[str] = []
     _check_tracks(cfg.tracks)
+    if needs_validation(cfg.objective) and _validation_off(cfg.extra_args):
+        raise PreflightError(f"--objective {cfg.objective} is measured by the validation race, "
+                             "which --validation false switches off (drop it, or choose "
+                             "--objective driving_score or mean_reward)")
     if cfg.seed + cfg.trials >= SEED_LIMIT:
         raise PreflightError(f"--seed {cfg.seed}: trial N trains with seed+N, which must stay "
                              f"below 2**32 for all {cfg.trials} trials (use a seed < "

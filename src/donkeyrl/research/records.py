@@ -8,7 +8,10 @@ Schema (every key is always present; values may be null):
   trainer reported it actually used (``params`` of the result file) under ``used_params``.
 - ``run_status`` (str): ``ok`` or a failure kind, see ``STATUSES``.
 - ``message`` (str): why a trial failed (or a note for an ok one); empty when nothing to say.
-- ``objective_name`` (str) / ``objective`` (float | null): the value the optimizer maximises.
+- ``objective_name`` (str) / ``objective`` (float | null): the value the optimizer maximises
+  (``race_score`` by default). Under ``--objective pareto`` the name is ``pareto`` and
+  ``objective`` holds the trial's race score, which only ranks the front's members for the
+  champion directory (the optimizer minimises ``objectives``).
 - ``mean_reward``, ``std_reward`` (float | null), ``episode_rewards`` (list of float).
 - ``driving_score`` (float | null) and ``metrics`` (dict): the trainer's driving metrics
   (completion, laps, lap_times, mean_abs_cte, ...), copied verbatim.
@@ -16,12 +19,29 @@ Schema (every key is always present; values may be null):
 - ``reward_hacking`` (bool): the trainer flagged the trial as suspicious; such trials are kept
   out of the surrogate model and can never be champion.
 - ``model_path`` (str | null): the trial's model, relative to the study dir when inside it.
-- ``champion`` (bool): the trial became champion when it was recorded (see champion.py).
+- ``champion`` (bool): a new champion was crowned when this record was written (see ``crowned``
+  and champion.py).
 - ``elapsed_sec`` (float): wall time of the trial process.
 - ``seed`` (int), ``log_path`` (str): seed given to the trainer, the trial's log file.
 - ``exit_code`` (int | null): the trial process's exit code (negative: killed by a signal).
 - ``rerun_of`` (int | null): for a re-run of an interrupted trial (``--rerun-interrupted``), the
   number of the trial first run with these params and seed; null otherwise.
+- ``confirms`` (int | null): for a *confirmation run* (``--confirm-seeds``), the number of the
+  trial whose configuration it re-trains on a fresh seed (same params, its own trial number and
+  seed ``--seed`` + its number); null for every other trial.
+- ``crowned`` (int | null): when a new champion was crowned as this record was written, the
+  trial whose model was installed in ``models/champion`` (with confirmation: the best run of the
+  confirmed configuration, often an earlier record; under ``--objective pareto`` the front member
+  with the highest race score); null otherwise. See champion.py for the rule.
+- ``objectives`` (dict): under ``--objective pareto`` the two minimised values read from the
+  result file (``validation_lap_time_ratio_penalised``, ``validation_mean_abs_cte``); empty
+  otherwise.
+- ``pareto_front`` (list of int | null): under ``--objective pareto`` the trial numbers on the
+  Pareto front of the study after this record (usable records only); null otherwise.
+
+``champion`` is true exactly when ``crowned`` is set. Records written before ``crowned`` existed
+(single-run champions) carry only ``champion``, which then means that the record's own trial was
+crowned.
 
 Reading is strict about types (``from_json``): a line whose fields have the wrong JSON type
 (``"metrics": [1, 2]``, ``"episode_rewards": 5``, ``"model_path": 123``), that nests deeper than
@@ -29,9 +49,11 @@ Reading is strict about types (``from_json``): a line whose fields have the wron
 reports and skips it.
 
 Plausibility: an objective outside ``OBJECTIVE_RANGES`` (``driving_score`` is 0..100 by its
-definition in ``donkeyrl.rl.metrics``) or beyond ``MAX_ABS_OBJECTIVE`` for any other objective is
-not *usable*: it never feeds the surrogate model and never becomes champion. A value of 1e308
-is a broken trainer, not a great agent.
+definition in ``donkeyrl.rl.metrics``; ``race_score`` is 0..1000: at most 40 for a track not
+lapped and 110 at the expert's pace, so 1000 is a lap about 18 times faster than the expert's)
+or beyond ``MAX_ABS_OBJECTIVE`` for any other objective is not *usable*: it never feeds the
+surrogate model and never becomes champion. A value of 1e308 is a broken trainer, not a great
+agent. Under ``--objective pareto`` both ``objectives`` must lie in their ranges too.
 """
 
 from __future__ import annotations
@@ -46,7 +68,7 @@ from collections.abc import Mapping
 from .files import MAX_JSON_DEPTH, json_depth
 
 __all__ = ["TrialRecord", "STATUSES", "FAILED", "now_iso", "RecordError", "OBJECTIVE_RANGES",
-           "MAX_ABS_OBJECTIVE", "implausible"]
+           "MAX_ABS_OBJECTIVE", "implausible", "PARETO", "PARETO_OBJECTIVES", "PARETO_RANK"]
 
 STATUSES = {
     "ok": "trial trained and evaluated; objective is usable",
@@ -86,7 +108,26 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
-OBJECTIVE_RANGES: dict[str, tuple[float, float]] = {"driving_score": (0.0, 100.0)}
+PARETO = "pareto"
+"""``--objective`` of a two-objective study (see ``PARETO_OBJECTIVES``)."""
+
+PARETO_OBJECTIVES = ("validation_lap_time_ratio_penalised", "validation_mean_abs_cte")
+"""The two result-file fields a Pareto study minimises: the validation set's lap time relative
+to the expert's (3.0 for a track not lapped, see ``donkeyrl.rl.race``) and its mean |cte|."""
+
+PARETO_RANK = "race_score"
+"""The result-file field a Pareto record carries as ``objective``: it picks the champion among
+the front's members."""
+
+OBJECTIVE_RANGES: dict[str, tuple[float, float]] = {
+    "driving_score": (0.0, 100.0),
+    "race_score": (0.0, 1000.0),
+    PARETO: (0.0, 1000.0),  # a Pareto record's objective is its race score
+    # lap time / expert's (3 for a track not lapped, rl/race.py UNLAPPED_RATIO): a lap 100 times
+    # faster or slower than the expert's is a broken trainer; |cte| in simulator units
+    "validation_lap_time_ratio_penalised": (0.01, 100.0),
+    "validation_mean_abs_cte": (0.0, 100.0),
+}
 """Plausible [low, high] of objectives whose range is known by definition."""
 
 MAX_ABS_OBJECTIVE = 1e12
@@ -174,14 +215,23 @@ class TrialRecord:
     log_path: str | None = None
     exit_code: int | None = None
     rerun_of: int | None = None
+    confirms: int | None = None
+    crowned: int | None = None
+    objectives: dict[str, float] = field(default_factory=dict)
+    pareto_front: list[int] | None = None
     timestamp: str = field(default_factory=now_iso)
 
     @property
     def usable(self) -> bool:
         """True when the objective may feed the surrogate model and the champion fold."""
-        return (self.run_status == "ok" and self.objective is not None
+        if not (self.run_status == "ok" and self.objective is not None
                 and math.isfinite(self.objective) and not self.reward_hacking
-                and not implausible(self.objective_name, self.objective))
+                and not implausible(self.objective_name, self.objective)):
+            return False
+        if self.objective_name == PARETO:
+            return all(isinstance(self.objectives.get(k), float) and math.isfinite(self.objectives[k])
+                       and not implausible(k, self.objectives[k]) for k in PARETO_OBJECTIVES)
+        return True
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object written to the journal; NaN/inf anywhere are written as null."""
@@ -236,6 +286,10 @@ class TrialRecord:
             log_path=_typed(obj, "log_path", (str,), "a string"),
             exit_code=_typed(obj, "exit_code", (int,), "an integer"),
             rerun_of=_typed(obj, "rerun_of", (int,), "an integer"),
+            confirms=_typed(obj, "confirms", (int,), "an integer"),
+            crowned=_typed(obj, "crowned", (int,), "an integer"),
+            objectives=_objectives(obj),
+            pareto_front=_int_list(obj, "pareto_front"),
             timestamp=_typed(obj, "timestamp", (str,), "a string", ""),
         )
 
@@ -243,6 +297,41 @@ class TrialRecord:
         """The value of ``objective`` for this record (for warm starts with another objective)."""
         if objective == self.objective_name:
             return self.objective
+        if objective in self.objectives:
+            return self.objectives[objective]
         if objective in ("mean_reward", "driving_score"):
             return getattr(self, objective)
+        if objective == PARETO_RANK and self.objective_name == PARETO:
+            return self.objective
         return _opt_float(self.metrics.get(objective))
+
+    @property
+    def crowned_trial(self) -> int | None:
+        """The trial crowned when this record was written (``crowned``; for records older than
+        that field, the record's own trial when ``champion`` is set)."""
+        if self.crowned is not None:
+            return self.crowned
+        return self.trial if self.champion else None
+
+
+def _objectives(obj: Mapping[str, Any]) -> dict[str, float]:
+    """The ``objectives`` object: names to numbers (null values dropped)."""
+    raw = _typed(obj, "objectives", (dict,), "an object", {})
+    out = {}
+    for k, v in raw.items():
+        if v is None:
+            continue
+        num = _opt_float(v)
+        if num is None:
+            raise RecordError(f"'objectives' must map names to numbers, got {_short(raw)}")
+        out[str(k)] = num
+    return out
+
+
+def _int_list(obj: Mapping[str, Any], key: str) -> list[int] | None:
+    raw = _typed(obj, key, (list,), "a list of integers")
+    if raw is None:
+        return None
+    if any(isinstance(v, bool) or not isinstance(v, int) for v in raw):
+        raise RecordError(f"{key!r} must hold integers, got {_short(raw)}")
+    return list(raw)

@@ -18,13 +18,22 @@ that publishing would commit. Trainer messages are cut to one line of ``MAX_MESS
 
 Noise given to the GP (standard error of the objective over the evaluation episodes, n of them):
 ``<objective>_std / sqrt(n)`` if the result file has that field; for ``mean_reward``
-``std_reward / sqrt(n)``; otherwise ``std_reward`` rescaled to the objective's magnitude
-(same coefficient of variation, ``|objective| * std_reward / |mean_reward| / sqrt(n)``).
-With fewer than two episodes the noise is unknown (None), never zero.
+``std_reward / sqrt(n)``; for ``driving_score`` (measured on the same episodes as the reward)
+``std_reward`` rescaled to its magnitude (same coefficient of variation,
+``|objective| * std_reward / |mean_reward| / sqrt(n)``). Any other objective, such as
+``race_score`` (a mean over the validation set's tracks, one race each, not over the evaluation
+episodes), gets None: its noise is learned by the GP from replicates (confirmation runs re-train
+a configuration on fresh seeds), never invented from the reward's spread. With fewer than two
+episodes the noise is unknown (None), never zero.
+
+Under ``--objective pareto`` the record's ``objective`` is the result's ``race_score`` and both
+``PARETO_OBJECTIVES`` must be numbers too (else ``bad_result``); they go to ``objectives``.
 
 ``unused_params`` guards against the previous system's worst bug (a searched learning rate that
 never reached the trainer): every searched parameter must come back, with the same value, in
 the ``params`` the trainer reports having used; a mismatch is noted in the record's message.
+A one-element list reported for a searched scalar (the trainer's ``tracks`` list for a searched
+``tracks="mixed"``) is the same value.
 """
 
 from __future__ import annotations
@@ -39,9 +48,10 @@ from pathlib import Path
 from typing import Any
 
 from .files import MAX_JSON_DEPTH, json_depth, read_regular
-from .records import implausible
+from .records import PARETO, PARETO_OBJECTIVES, PARETO_RANK, implausible
 
-__all__ = ["ParsedOutcome", "parse_outcome", "objective_noise", "log_tail", "unused_params",
+__all__ = ["ParsedOutcome", "parse_outcome", "objective_noise", "result_field", "log_tail",
+           "unused_params", "EPISODE_OBJECTIVES",
            "MAX_RESULT_BYTES", "MAX_MESSAGE", "clip_message", "check_model_path"]
 
 MAX_RESULT_BYTES = 32 << 20
@@ -70,6 +80,8 @@ class ParsedOutcome:
     used_params: dict[str, Any] = field(default_factory=dict)
     reward_hacking: bool = False
     model_path: Path | None = None
+    objectives: dict[str, float] = field(default_factory=dict)
+    """Under ``--objective pareto``: the two minimised values (see the module docstring)."""
     missing_objective: list[str] | None = None
     """When an otherwise ok result lacks the objective: the numeric fields it does have."""
 
@@ -113,6 +125,15 @@ def _exit_text(code: int | None) -> str:
     return f"exit code {code}"
 
 
+EPISODE_OBJECTIVES = ("mean_reward", "driving_score")
+"""Objectives averaged over the evaluation episodes, whose spread ``std_reward`` measures."""
+
+
+def result_field(objective: str) -> str:
+    """The result-file field holding ``objective``'s value (``race_score`` for pareto)."""
+    return PARETO_RANK if objective == PARETO else objective
+
+
 def objective_noise(result: dict[str, Any], objective: str, value: float) -> float | None:
     """Standard error of ``value`` (see the module docstring), or None if unknown."""
     rewards = result.get("episode_rewards")
@@ -127,6 +148,8 @@ def objective_noise(result: dict[str, Any], objective: str, value: float) -> flo
     if n < 2:  # the spread of a single episode is unknown, not zero
         return None
     std = _num(result.get(f"{objective}_std"))
+    if std is None and objective not in EPISODE_OBJECTIVES:
+        return None
     if std is None:
         std_r, mean_r = _num(result.get("std_reward")), _num(result.get("mean_reward"))
         if std_r is None or not math.isfinite(std_r):
@@ -176,7 +199,9 @@ def _fill(out: ParsedOutcome, data: dict[str, Any], objective: str, cwd: Path) -
     if isinstance(data.get("model_path"), str) and data["model_path"]:
         p = Path(data["model_path"])
         out.model_path = p if p.is_absolute() else cwd / p
-    out.objective = _num(data.get(objective))
+    out.objective = _num(data.get(result_field(objective)))
+    if objective == PARETO:
+        out.objectives = {k: v for k in PARETO_OBJECTIVES if (v := _num(data.get(k))) is not None}
 
 
 def check_model_path(model: Path | None, trial_dir: Path | None) -> str:
@@ -222,9 +247,13 @@ def parse_outcome(result_file: Path, exit_code: int | None, *, objective: str,
     out = ParsedOutcome("ok")
     _fill(out, data, objective, cwd)
     reported = data.get("run_status", "ok")
+    values = {result_field(objective): out.objective, **(
+        {k: out.objectives.get(k) for k in PARETO_OBJECTIVES} if objective == PARETO else {})}
+    missing = [k for k, v in values.items() if v is None]
+    bad_value = next((f"{k} is {v}" for k, v in values.items()
+                      if v is not None and not math.isfinite(v)), "")
     bad_model = ""
-    if reported == "ok" and not exit_code and out.objective is not None \
-            and math.isfinite(out.objective):
+    if reported == "ok" and not exit_code and not missing and not bad_value:
         bad_model = check_model_path(out.model_path, trial_dir)
     if reported != "ok":
         out.run_status = clip_message(reported, 40) if isinstance(reported, str) and reported \
@@ -233,24 +262,28 @@ def parse_outcome(result_file: Path, exit_code: int | None, *, objective: str,
     elif exit_code:
         out.run_status = "crashed"
         out.message = f"{_exit_text(exit_code)} after writing an ok result; log: {tail}"
-    elif out.objective is None:
+    elif missing:
         out.run_status = "bad_result"
-        out.message = f"result file {result_file} has no numeric {objective!r}"
-        if objective not in data:
+        out.message = f"result file {result_file} has no numeric {missing[0]!r}"
+        if missing[0] not in data:
             out.missing_objective = sorted(k for k, v in data.items() if _num(v) is not None)
-    elif not math.isfinite(out.objective):
+    elif bad_value:
         out.run_status = "nan"
-        out.message = f"{objective} is {out.objective}"
-    elif implausible(objective, out.objective):
+        out.message = bad_value
+    elif implausible(objective, out.objective):  # type: ignore[arg-type]
         out.run_status = "bad_result"
-        out.message = implausible(objective, out.objective) + ": refused"
+        out.message = implausible(objective, out.objective) + ": refused"  # type: ignore[arg-type]
+    elif any(implausible(k, v) for k, v in out.objectives.items()):
+        out.run_status = "bad_result"
+        out.message = next(implausible(k, v) for k, v in out.objectives.items()
+                           if implausible(k, v)) + ": refused"
     elif bad_model:
         out.run_status = "bad_result"
         out.message = bad_model
     else:
         out.message = str(data.get("message") or "")
     out.message = clip_message(out.message)
-    if out.objective is not None and math.isfinite(out.objective):
+    if out.objective is not None and math.isfinite(out.objective) and objective != PARETO:
         out.noise = objective_noise(data, objective, out.objective)
     return out
 
@@ -263,6 +296,8 @@ def unused_params(searched: dict[str, Any], used: dict[str, Any]) -> list[str]:
             out.append(f"{name} not reported by the trainer")
             continue
         got = used[name]
+        if isinstance(got, list) and len(got) == 1 and not isinstance(value, list):
+            got = got[0]  # a list-valued parameter (tracks) searched as one value
         a, b = _num(got), _num(value)
         same = math.isclose(a, b, rel_tol=1e-9) if a is not None and b is not None else got == value
         if not same:

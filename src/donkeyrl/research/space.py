@@ -66,7 +66,14 @@ from typing import Any
 from donkeyrl.bo import SearchSpace, SearchSpaceError
 from donkeyrl.rl.algorithms import AGENTS, REGISTRY
 
-__all__ = ["AGENTS", "DRIVING_SPACE", "RESERVED", "default_space", "load_space", "timesteps_spec"]
+from .files import NotRegularFileError, read_regular
+from .trialcmd import TRACK_PARAMS
+
+__all__ = ["AGENTS", "DRIVING_SPACE", "RESERVED", "MAX_SPACE_BYTES", "default_space", "load_space",
+           "timesteps_spec", "check_space_tracks", "fix_params"]
+
+MAX_SPACE_BYTES = 16 << 20
+"""Largest search space file read (a space is a few kilobytes)."""
 
 RESERVED = ("save_dir", "result_file", "seed", "track", "eval_episodes")
 """Flags the controller passes itself; a search space may not define them."""
@@ -121,12 +128,23 @@ def default_space(agent: str, min_timesteps: int = 5000,
 
 def load_space(path: str | Path, min_timesteps: int = 5000,
                max_timesteps: int = 20000) -> SearchSpace:
-    """Load a ``--search-space`` JSON file; every error names the file and what is wrong."""
+    """Load a ``--search-space`` JSON file; every error names the file and what is wrong.
+
+    The file must be a regular UTF-8 file of at most ``MAX_SPACE_BYTES``: a FIFO is refused
+    without opening it for a blocking read (it would hang the controller), a directory or a
+    binary file gets one line naming it.
+    """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path, MAX_SPACE_BYTES).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SearchSpaceError(f"search space file {path} is not UTF-8 text ({exc.reason} at "
+                               f"byte {exc.start})") from None
+    except NotRegularFileError as exc:
+        raise SearchSpaceError(f"cannot read search space file {path}: {exc}") from None
     except OSError as exc:
-        raise SearchSpaceError(f"cannot read search space file {path}: {exc.strerror}") from exc
+        raise SearchSpaceError(f"cannot read search space file {path}: "
+                               f"{exc.strerror or exc}") from None
     try:
         spec = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -145,3 +163,50 @@ def load_space(path: str | Path, min_timesteps: int = 5000,
         return SearchSpace.from_dict(spec)
     except SearchSpaceError as exc:
         raise SearchSpaceError(f"search space file {path}: {exc}") from exc
+
+
+def _values(param: Any) -> list[Any]:
+    if param.kind == "fixed":
+        return [param.value]
+    if param.kind == "categorical":
+        return list(param.choices)
+    return []
+
+
+def check_space_tracks(space: SearchSpace) -> None:
+    """SearchSpaceError when a searched ``tracks`` value is not a valid training entry.
+
+    Every value must be a training track or regime (``donkeyrl.sim.tracksets``): an unknown
+    regime or a validation / test track would make every trial that draws it fail, or leak the
+    tracks the study selects and reports on.
+    """
+    from donkeyrl.sim.tracksets import REGIMES, check_training_tracks
+
+    for p in space.params:
+        if p.name not in TRACK_PARAMS:
+            continue
+        for value in _values(p):
+            entries = list(value) if isinstance(value, (list, tuple)) else [value]
+            try:
+                check_training_tracks([str(e) for e in entries])
+            except ValueError as exc:
+                text = str(exc)
+                if "unknown track" in text:
+                    text += f"; or a regime: {', '.join(REGIMES)}"
+                raise SearchSpaceError(f"search space parameter {p.name!r}: {text}") from None
+
+
+def fix_params(space: SearchSpace, fixed: dict[str, Any],
+               drop: tuple[str, ...] = ()) -> tuple[SearchSpace, list[str]]:
+    """``space`` with every parameter of ``fixed`` set to its value (a ``fixed`` parameter:
+    passed to every trial, never searched) and the parameters named in ``drop`` removed; returns
+    the space and one note per searched parameter that was overridden or removed. Parameters
+    missing from the space are added at the end; the others keep their place (and encoding)."""
+    spec = space.to_dict()
+    notes = [f"{name} removed from the space (was {spec.pop(name)})" for name in drop if name in spec]
+    for name, value in fixed.items():
+        old = spec.get(name)
+        if old is not None and old != {"type": "fixed", "value": value}:
+            notes.append(f"{name} fixed to {value!r} (was {old})")
+        spec[name] = {"type": "fixed", "value": value}
+    return SearchSpace.from_dict(spec), notes

@@ -6,7 +6,8 @@ Layout of a study directory::
     study.log                one human-readable line per event (trial ends, proposals, restarts)
     study.json               the configuration the study was created with (informational)
     logs/trial-<N>.log       live stdout + stderr of trial N
-    models/trial-<N>/        --save-dir of trial N (model.zip, result.json, launch.json)
+    models/trial-<N>/        --save-dir of trial N (model.zip, result.json, launch.json, and
+                             confirm.json for a confirmation run)
     models/champion/         model.zip + manifest.json of the champion (see champion.py)
     running/trial-<N>.json   PID files of running trials (removed once recorded)
     controller.lock          held while a controller runs (see lock.py)
@@ -15,7 +16,8 @@ Trial numbers are never reused: the next trial is one past the highest number th
 PID file or a ``models/trial-<N>`` directory has used. A trial directory without a record (its
 journal line was torn, or its record was lost with a crash during recovery) is recovered at
 start like a trial left running: recorded from its ``result.json`` when that is complete, else as
-``interrupted``, with the params and seed from its ``launch.json``.
+``interrupted``, with the params and seed from its ``launch.json`` and, for a confirmation run,
+``confirms`` from its ``confirm.json`` (written before the launch).
 """
 
 from __future__ import annotations
@@ -36,7 +38,15 @@ from .result import parse_outcome
 from .runner import LAUNCH_FILE, read_pid_files, reap_leftover, remove_trial_tmp
 
 __all__ = ["StudyPaths", "StudyLog", "recover_running", "recover_unrecorded", "tell_records",
-           "write_study_json", "check_study_files", "used_trial_numbers", "remove_stale_temp_files"]
+           "write_study_json", "check_study_files", "used_trial_numbers", "remove_stale_temp_files",
+           "CONFIRM_FILE", "write_confirm_file", "read_confirm_file", "CHANGE_WARNED"]
+
+CONFIRM_FILE = "confirm.json"
+"""Written into a confirmation run's trial directory before its launch: ``{"confirms": N}``."""
+
+CHANGE_WARNED = ("objective", "space", "agent", "confirm_seeds", "n_initial", "init_model")
+"""study.json keys whose change on resume is warned about: the champion is re-folded with the
+current rule, so a changed objective or confirmation rule can change the champion."""
 
 _TRIAL_DIR = re.compile(r"^trial-(\d+)$")
 _TEMP_FILE = re.compile(r"^\..+\.tmp-\d+$|^\.write-test-\d+$")
@@ -132,8 +142,8 @@ def write_study_json(paths: StudyPaths, info: dict[str, Any],
         if not isinstance(old.get("warm_start", []), list):
             old["warm_start"] = []
     warnings += [f"{key} changed since the study was created: was {old.get(key)!r}, now "
-                 f"{info[key]!r}" for key in ("objective", "space", "agent")
-                 if key in old and old[key] != info[key]]
+                 f"{info[key]!r}" for key in CHANGE_WARNED
+                 if key in old and key in info and old[key] != info[key]]
     files = list(dict.fromkeys([*(str(f) for f in old.get("warm_start", [])), *warm_start]))
     if not old or files != old.get("warm_start", []):
         base = old or {"created_at": now_iso(), **info}
@@ -174,6 +184,7 @@ def _recovered(paths: StudyPaths, trial: int, info: dict[str, Any], *, objective
     raw = info.get("params")
     params: dict[str, Any] = dict(raw) if isinstance(raw, dict) else {}
     seed, rerun_of = _int_or_none(info.get("seed")), _int_or_none(info.get("rerun_of"))
+    confirms = read_confirm_file(paths.trial_dir(trial))
     log_path = paths.rel(Path(info.get("log_file") or paths.trial_log(trial)))
     result_file = paths.result_file(trial)
     parsed = parse_outcome(result_file, 0, objective=objective, cwd=cwd,
@@ -181,7 +192,7 @@ def _recovered(paths: StudyPaths, trial: int, info: dict[str, Any], *, objective
     if parsed.run_status in ("no_result", "bad_result") and not result_file.exists():
         return TrialRecord(trial, dict(params), "interrupted", f"{why} (found at restart)",
                            objective_name=objective, seed=seed, log_path=log_path,
-                           rerun_of=rerun_of)
+                           rerun_of=rerun_of, confirms=confirms)
     return TrialRecord(
         trial, dict(params), parsed.run_status,
         ("recovered at restart: " + parsed.message).strip(": "),
@@ -190,7 +201,22 @@ def _recovered(paths: StudyPaths, trial: int, info: dict[str, Any], *, objective
         episode_rewards=parsed.episode_rewards, driving_score=parsed.driving_score,
         metrics=parsed.metrics, used_params=parsed.used_params, noise=parsed.noise,
         reward_hacking=parsed.reward_hacking, model_path=paths.rel(parsed.model_path),
-        seed=seed, log_path=log_path, rerun_of=rerun_of)
+        seed=seed, log_path=log_path, rerun_of=rerun_of, confirms=confirms,
+        objectives=parsed.objectives)
+
+
+def write_confirm_file(trial_dir: Path, confirms: int) -> None:
+    """Mark ``trial_dir`` as a confirmation run of trial ``confirms`` (before its launch)."""
+    write_json_atomic(trial_dir / CONFIRM_FILE, {"confirms": confirms})
+
+
+def read_confirm_file(trial_dir: Path) -> int | None:
+    """The trial a confirmation run confirms, from its ``confirm.json``; None otherwise."""
+    try:
+        data = json.loads(read_regular(trial_dir / CONFIRM_FILE, 1 << 16).decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return _int_or_none(data.get("confirms")) if isinstance(data, dict) else None
 
 
 def _launch_info(trial_dir: Path) -> dict[str, Any]:

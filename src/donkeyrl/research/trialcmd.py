@@ -9,9 +9,12 @@ appends, in this order:
 ``[--reward R]``, ``[--tensorboard DIR]`` (with ``research --tensorboard DIR``), one
 ``--foo-bar VALUE`` per searched parameter ``foo_bar``, and finally the verbatim extra arguments.
 
-Value rendering: ``True`` -> the bare flag (``--domain-randomization``), ``False`` / ``None`` ->
-nothing, a list -> the flag followed by every item, anything else -> ``str(value)`` (floats via
-``repr`` so that no digits are lost). A searched ``agent`` parameter replaces ``--agent``.
+Value rendering: a boolean -> the flag and ``true`` / ``false`` (``--grey false``: omitting the
+flag for False would leave the trainer's default, which may be True), ``None`` -> nothing, a list
+-> the flag followed by every item, anything else -> ``str(value)`` (floats via ``repr`` so that
+no digits are lost). A searched ``agent`` parameter replaces ``--agent``; a searched ``tracks``
+(or ``track``) parameter replaces ``--track`` (both would reach the trainer, and the last one
+would silently win).
 """
 
 from __future__ import annotations
@@ -22,9 +25,12 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Mapping, Sequence
 
-__all__ = ["DEFAULT_TRIAL_COMMAND", "render_template", "param_flags", "build_argv"]
+__all__ = ["DEFAULT_TRIAL_COMMAND", "TRACK_PARAMS", "render_template", "param_flags", "build_argv"]
 
 DEFAULT_TRIAL_COMMAND = "{python} -m donkeyrl train"
+
+TRACK_PARAMS = frozenset({"tracks", "track"})
+"""Searched parameter names that set the training tracks (``--track`` of the trainer)."""
 
 
 def render_template(template: str, **values: Any) -> list[str]:
@@ -53,11 +59,11 @@ def param_flags(params: Mapping[str, Any], skip: Sequence[str] = ("agent",)) -> 
     """``foo_bar=V`` -> ``["--foo-bar", "V"]`` for every parameter (see the module docstring)."""
     out: list[str] = []
     for name, value in params.items():
-        if name in skip or value is None or value is False:
+        if name in skip or value is None:
             continue
         flag = "--" + name.replace("_", "-")
-        if value is True:
-            out.append(flag)
+        if isinstance(value, bool):
+            out += [flag, "true" if value else "false"]
         elif isinstance(value, (list, tuple)):
             out += [flag, *(_fmt(v) for v in value)]
         else:
@@ -72,7 +78,7 @@ def build_argv(template: str, *, params: Mapping[str, Any], agent: str, tracks: 
     """The full command line of one trial (``tensorboard``: the study's TensorBoard directory)."""
     argv = render_template(template, trial=trial, study_dir=study_dir, trial_dir=save_dir)
     argv += ["--agent", str(params.get("agent", agent))]
-    if tracks:
+    if tracks and not TRACK_PARAMS & set(params):
         argv += ["--track", *tracks]
     argv += ["--eval-episodes", str(eval_episodes), "--seed", str(seed),
              "--save-dir", str(save_dir), "--result-file", str(result_file)]

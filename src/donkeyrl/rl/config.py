@@ -468,7 +468,23 @@ def _merged_algorithm_infos() -> dict[str, ParamInfo]:
 
 
 def schema() -> dict[str, Any]:
-    """The ``donkeyrl train --print-schema`` document (see cli/train.py for its keys)."""
+    """The ``donkeyrl train --print-schema`` document (see cli/train.py for its keys).
+
+    ``result_fields`` lists the numeric keys of the result file (``--result-file``) that a
+    study's ``--objective`` may name, so that a misspelt objective is refused before the first
+    trial (research/preflight.py). They come from rl/train.py (``run_trial``: training figures),
+    rl/evaluate.py + rl/metrics.py (``summarise``: the evaluation episodes) and
+    ``train.validation_result`` (the validation race, present unless ``--validation false``);
+    tests/research/test_real_study.py checks that a real result file holds every one.
+    """
+    result_fields = [
+        "mean_reward", "std_reward", "driving_score", "completion", "laps", "total_laps",
+        "best_lap_time", "mean_abs_cte", "max_abs_cte", "mean_speed", "steering_oscillation",
+        "off_track_count", "hit_count", "distance", "progress",
+        "race_score", "validation_lap_rate", "validation_mean_lap_time_ratio",
+        "validation_lap_time_ratio_penalised", "validation_mean_abs_cte",
+        "train_steps_per_sec", "train_timesteps", "train_episodes", "train_laps", "elapsed_sec"]
     return {"schema_version": 1, "agents": list(AGENTS),
             "action_kinds": {a.name: list(a.action_kinds) for a in REGISTRY.values()},
-            "params": {name: info.schema() for name, info in param_infos().items()}}
+            "params": {name: info.schema() for name, info in param_infos().items()},
+            "result_fields": result_fields}
