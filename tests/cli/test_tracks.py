@@ -44,3 +44,32 @@ def test_plot_onto_a_directory_is_refused(tmp_path, capsys):
     (tmp_path / "d.png").mkdir()
     assert main(["tracks", "--plot", str(tmp_path / "d.png")]) == 2
     assert "is a directory" in capsys.readouterr().err
+
+
+def test_listing_names_each_tracks_set_and_the_three_sets(capsys):
+    from donkeyrl.sim.tracksets import TEST_CATALOGUE, VALIDATION_CATALOGUE
+
+    assert main(["tracks", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert {"name", "length", "width", "split", "description", "set"} <= set(rows["oval"])
+    assert all(rows[n]["set"] == "validation" for n in VALIDATION_CATALOGUE)
+    assert all(rows[n]["set"] == "test" for n in TEST_CATALOGUE)
+    assert rows["generated_track"]["set"] == "train"
+    assert main(["tracks"]) == 0
+    out = capsys.readouterr().out
+    assert "procedural-10000 .. procedural-10007" in out
+    assert "procedural-20000 .. procedural-20011" in out and "procedural-100000 .." in out
+
+
+def test_sets_document(capsys):
+    from donkeyrl.sim import tracksets
+
+    assert main(["tracks", "--sets", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert list(doc) == ["train", "validation", "test"]
+    assert doc["validation"]["tracks"] == list(tracksets.validation_tracks())
+    assert doc["test"]["procedural_seeds"] == [tracksets.TEST_SEEDS.start, tracksets.TEST_SEEDS.stop - 1]
+    assert set(doc["train"]["regimes"]) == set(tracksets.REGIMES)
+    assert not set(doc["train"]["catalogue"]) & set(doc["validation"]["catalogue"] + doc["test"]["catalogue"])
+    assert main(["tracks", "--sets"]) == 0
+    assert capsys.readouterr().out.startswith("track sets")

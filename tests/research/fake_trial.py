@@ -135,7 +135,7 @@ def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--contract", default="full")
     for flag in ("--agent", "--save-dir", "--result-file", "--reward", "--plan", "--mode",
-                 "--rewards", "--fail-file", "--actions", "--tensorboard"):
+                 "--rewards", "--fail-file", "--actions", "--tensorboard", "--init-model"):
         p.add_argument(flag)
     p.add_argument("--track", nargs="+")
     p.add_argument("--tracks", nargs="+")

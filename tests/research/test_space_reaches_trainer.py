@@ -112,3 +112,35 @@ def test_every_searched_value_reaches_the_env_or_the_model(agent, tmp_path):
                 _check_driving(name, params[name], venv, model, infos)
         finally:
             venv.close()
+
+
+def test_searched_false_reaches_the_trainer_as_false(tmp_path):
+    """A searched ``grey=False`` used to be rendered by omitting the flag: the trainer then kept
+    its default grey=True. Booleans now go out as ``--grey false``."""
+    params = {"grey": False, "domain_randomization": False, "timesteps": 1000}
+    argv = build_argv(DEFAULT_TRIAL_COMMAND, params=params, agent="ppo", tracks=("generated_track",),
+                      eval_episodes=1, seed=3, save_dir=tmp_path, result_file=tmp_path / "r.json",
+                      reward=None, trial=1, study_dir=tmp_path)
+    assert "--grey" in argv and argv[argv.index("--grey") + 1] == "false"
+    cfg = _parse(argv[argv.index("train"):])
+    assert cfg.grey is False and cfg.domain_randomization is False
+    argv = build_argv(DEFAULT_TRIAL_COMMAND, params={"grey": True}, agent="ppo", tracks=(),
+                      eval_episodes=1, seed=3, save_dir=tmp_path, result_file=tmp_path / "r",
+                      reward=None, trial=1, study_dir=tmp_path)
+    assert _parse(argv[argv.index("train"):]).grey is True
+
+
+def test_a_searched_tracks_replaces_the_controllers_track(tmp_path):
+    """Both ``--track`` (the controller's) and ``--tracks`` (searched) used to go out: the last
+    one silently won. A searched ``tracks`` is now the only one."""
+    argv = build_argv(DEFAULT_TRIAL_COMMAND, params={"tracks": "procedural"}, agent="ppo",
+                      tracks=("generated_track",), eval_episodes=1, seed=3, save_dir=tmp_path,
+                      result_file=tmp_path / "r.json", reward=None, trial=1, study_dir=tmp_path,
+                      extra_args=("--n-envs", "1"))
+    assert "--track" not in argv and "generated_track" not in argv
+    cfg = _parse(argv[argv.index("train"):])
+    assert cfg.tracks == ("procedural",)
+    from donkeyrl.research.result import unused_params
+    assert unused_params({"tracks": "procedural"}, cfg.to_dict()) == []  # ["procedural"] == it
+    assert unused_params({"tracks": "mixed"}, cfg.to_dict()) == [
+        "tracks: searched 'mixed', trainer used 'procedural'"]

@@ -1,11 +1,14 @@
 """Autoresearch: the GP+UCB study controller and everything that keeps it safe overnight.
 
 Public API: ``Controller`` + ``StudyConfig`` (run a study), ``Journal`` / ``TrialRecord`` (read
-and write the results journal), ``fold_champion`` / ``ChampionStore`` (the champion),
-``default_space`` / ``load_space`` (search spaces), ``PublishConfig`` (git publishing),
-``PreflightError`` (a setup error found before the first trial).
+and write the results journal), ``fold_champion`` / ``ChampionRule`` / ``ChampionStore`` /
+``recorded_champion`` (the champion, confirmed on fresh seeds), ``default_space`` /
+``load_space`` (search spaces), ``PublishConfig`` (git publishing), ``PreflightError`` (a setup
+error found before the first trial), ``run_final_test`` / ``FinalConfig`` (the champion on the
+test set against the baseline and the expert, at the end of a study).
 Modules: records, journal, files, space, trialcmd, procs, leader, runner, result, champion,
-publish, lock, study, preflight, limits, config, controller.
+pareto (ParEGO proposals), initmodel (fine-tuning studies), publish, lock, study, preflight,
+limits, config, controller, final.
 
 Names are imported on first use (PEP 562), so that ``import donkeyrl.research.limits`` (the CLI
 at start-up) does not pay for numpy and scipy.
@@ -22,7 +25,8 @@ _EXPORTS = {
     "Journal": "journal", "JournalRead": "journal", "JournalProblem": "journal",
     "JournalWriteError": "journal", "JournalReadError": "journal",
     "TrialRecord": "records", "STATUSES": "records",
-    "fold_champion": "champion", "ChampionStore": "champion",
+    "fold_champion": "champion", "ChampionStore": "champion", "ChampionRule": "champion",
+    "recorded_champion": "champion", "run_final_test": "final", "FinalConfig": "final",
     "StudyLock": "lock", "StudyLockedError": "lock",
     "PublishConfig": "publish", "Publisher": "publish",
     "AGENTS": "space", "default_space": "space", "load_space": "space",
@@ -32,11 +36,13 @@ _EXPORTS = {
 __all__ = ["Controller", "StudyError", "StudySummary", "StudyConfig", "Reporter", "LogReporter",
            "Progress", "Journal", "JournalRead", "JournalProblem", "JournalWriteError",
            "JournalReadError", "TrialRecord", "STATUSES", "fold_champion", "ChampionStore",
+           "ChampionRule", "recorded_champion", "run_final_test", "FinalConfig",
            "StudyLock", "StudyLockedError", "PublishConfig", "Publisher", "AGENTS",
            "default_space", "load_space", "PreflightError"]
 
 if TYPE_CHECKING:
-    from .champion import ChampionStore, fold_champion
+    from .champion import ChampionRule, ChampionStore, fold_champion, recorded_champion
+    from .final import FinalConfig, run_final_test
     from .config import LogReporter, Progress, Reporter, StudyConfig
     from .controller import Controller, StudyError, StudySummary
     from .journal import Journal, JournalProblem, JournalRead, JournalReadError, JournalWriteError
