@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 __all__ = ["start_time", "cmdline", "environ_value", "pid_alive", "same_process",
-           "group_members", "group_alive", "kill_group", "kill_pids"]
+           "group_members", "session_members", "group_alive", "kill_group", "kill_pids"]
 
 log = logging.getLogger(__name__)
 
@@ -93,15 +93,29 @@ def same_process(pid: int, started: int | None, argv: list[str] | None = None) -
     return True
 
 
-def group_members(pgid: int) -> list[int]:
-    """PIDs of live (non-zombie) processes in process group ``pgid`` (needs /proc)."""
+def _members(index: int, value: int) -> list[int]:
+    """PIDs of live (non-zombie) processes whose stat field ``index`` is ``value``."""
     out = []
     for entry in _PROC.iterdir() if _PROC.is_dir() else ():
         if entry.name.isdigit():
             fields = _stat_fields(int(entry.name))
-            if fields and len(fields) > 2 and fields[0] != "Z" and int(fields[2]) == pgid:
+            if fields and len(fields) > index and fields[0] != "Z" and int(fields[index]) == value:
                 out.append(int(entry.name))
     return out
+
+
+def group_members(pgid: int) -> list[int]:
+    """PIDs of live (non-zombie) processes in process group ``pgid`` (needs /proc)."""
+    return _members(2, pgid)
+
+
+def session_members(sid: int) -> list[int]:
+    """PIDs of live (non-zombie) processes in session ``sid`` (needs /proc).
+
+    For programs that put their children in process groups of their own (Ray's worker
+    processes do) but leave them in the session they were started in.
+    """
+    return _members(3, sid)
 
 
 def group_alive(pgid: int) -> bool:

@@ -28,6 +28,11 @@ Why each piece:
   error goes to the controller, which stops the study without recording a trial.
 - Output goes live (unbuffered) to the trial's own log file, never through a pipe, so a chatty
   trial can never block on a full pipe.
+
+``TrialProcess`` is the trial handle of the local executor (executors/local.py) and, on each
+node of a Ray cluster, what a trial's actor runs (executors/ray_executor.py). PID files of
+trials run by another executor carry its name under ``executor`` (executors/base.py) and no
+PID: ``read_pid_files`` returns them, ``reap_leftover`` is for local ones only.
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from donkeyrl.rl.checkpoints import PROGRESS_NAME, ProgressPoint, read_progress
+
 from .files import write_json_atomic
 from .procs import (environ_value, group_alive, group_members, kill_group, kill_pids, pid_alive,
                     same_process, start_time)
@@ -52,7 +59,7 @@ from .records import now_iso
 
 __all__ = ["TrialSpec", "TrialProcess", "Finished", "read_pid_files", "reap_leftover",
            "write_json_atomic", "leader_argv", "LEADER", "TOKEN_ENV", "LAUNCH_FILE",
-           "trial_tmpdir"]
+           "trial_tmpdir", "remove_trial_tmp", "is_local", "progress_file"]
 
 LEADER = Path(__file__).with_name("leader.py")
 """The trial leader script (run by path, standard library only)."""
@@ -96,6 +103,16 @@ class TrialSpec:
     rerun_of: int | None = None
     """The interrupted trial this one re-runs (same params and seed), or None."""
 
+    @property
+    def progress_file(self) -> Path:
+        """Where the trial reports its checkpoint scores (rl/checkpoints.py)."""
+        return progress_file(self.model_dir)
+
+
+def progress_file(model_dir: Path) -> Path:
+    """The progress file of the trial whose ``--save-dir`` is ``model_dir``."""
+    return Path(model_dir) / PROGRESS_NAME
+
 
 @dataclass(frozen=True)
 class Finished:
@@ -106,6 +123,11 @@ class Finished:
     killed: str | None = None
     """``timeout`` or ``interrupted`` when the controller killed it, else None."""
     kill_message: str = ""
+
+
+def is_local(info: dict[str, Any]) -> bool:
+    """True for a PID file of a local process group (no ``executor`` key, or ``local``)."""
+    return info.get("executor", "local") == "local"
 
 
 def leader_argv(argv: list[str], grace: float) -> list[str]:
@@ -157,7 +179,7 @@ class TrialProcess:
                 argv, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
                 cwd=spec.cwd, env=env, start_new_session=True, close_fds=True)
         self.pid = self.pgid = self.proc.pid
-        info = {"trial": spec.trial, "pid": self.pid, "pgid": self.pgid,
+        info = {"trial": spec.trial, "executor": "local", "pid": self.pid, "pgid": self.pgid,
                 "start_time": start_time(self.pid), "argv": argv, "trial_argv": spec.argv,
                 "token": self.token, "params": spec.params, "seed": spec.seed,
                 "rerun_of": spec.rerun_of, "started_at": now_iso(),
@@ -218,6 +240,19 @@ class TrialProcess:
     def remove_pid_file(self) -> None:
         self.pid_file.unlink(missing_ok=True)
 
+    # --- the trial-handle interface of the executors (executors/base.py) -------------------
+    def cancel(self, reason: str, message: str) -> Finished:
+        """``kill``: the whole process group, SIGTERM then SIGKILL after the grace period."""
+        return self.kill(reason, message)
+
+    def progress(self) -> list[ProgressPoint]:
+        """The checkpoint scores the trial reported so far."""
+        return read_progress(self.spec.progress_file)
+
+    def release(self) -> None:
+        """Forget the trial (its record is in the journal): the PID file goes."""
+        self.remove_pid_file()
+
 
 def remove_trial_tmp(model_dir: Path) -> None:
     """Remove the trial's private TMPDIR (a symlink there is unlinked, never followed)."""
@@ -229,12 +264,19 @@ def remove_trial_tmp(model_dir: Path) -> None:
 
 
 def read_pid_files(pid_dir: Path) -> list[dict[str, Any]]:
-    """PID files left by a previous controller (unreadable ones are reported and removed)."""
+    """PID files left by a previous controller (unreadable ones are reported and removed).
+
+    Files of another executor (``executor`` other than ``local``) need no PID.
+    """
     out = []
     for path in sorted(pid_dir.glob("trial-*.json")):
         try:
             info = json.loads(path.read_text())
-            int(info["trial"]), int(info["pid"]), int(info["pgid"])
+            int(info["trial"])
+            if not isinstance(info.get("executor", "local"), str):
+                raise TypeError(f"executor is {info.get('executor')!r}")
+            if is_local(info):
+                int(info["pid"]), int(info["pgid"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("ignoring unreadable PID file %s: %s", path, exc)
             path.unlink(missing_ok=True)
@@ -252,8 +294,11 @@ def reap_leftover(info: dict[str, Any], grace: float = 3.0) -> str:
     ID live on, a group ID may have been reused by unrelated processes, so only the members
     that prove to be the trial's are killed, one by one: they carry the trial's token in their
     environment (runner.TOKEN_ENV) and started no earlier than the recorded leader. Members
-    that do not prove it are left alone and reported.
+    that do not prove it are left alone and reported. Only for local trials (``is_local``).
     """
+    if not is_local(info):
+        raise ValueError(f"trial {info.get('trial')} ran on executor {info.get('executor')!r}, "
+                         "not as a local process group")
     pid, pgid = int(info["pid"]), int(info["pgid"])
     if same_process(pid, info.get("start_time"), info.get("argv")):
         kill_group(pgid, grace + LEADER_MARGIN)
