@@ -8,8 +8,8 @@ process in a session of its own):
    until it completes: start the controller, SIGKILL it (the controller only, never its group)
    after a random delay of 0.05 to 4 s (start-up, preflight, proposals, trials, recording), then
    check; once ``--restarts`` kills are done, the last run of a study goes to the end (exit 0,
-   exactly ``--trials`` finished trials). Every 2nd run first damages the journal while no
-   controller runs, cycling through: a torn record (half of a real line, no newline), a record
+   ``--trials`` finished trials, plus at most K confirmation runs). Every 2nd run first damages
+   the journal while no controller runs, cycling through: a torn record (half of a real line, no newline), a record
    with wrong field types, garbage bytes (not UTF-8), a 100000-deep nesting.
 2. Disk phase: study B lives on a tmpfs of ``--disk-mb`` MiB mounted in a private mount namespace
    (``unshare``/``nsenter``; needs root or user namespaces). ``--disk-rounds`` times a filler file
@@ -18,14 +18,22 @@ process in a session of its own):
    models, so the disk fills at launch, inside trials, at the journal append or the champion
    copy. Without a mount namespace the phase is skipped (the script says so).
 
+The studies run with the default champion rule: candidates confirmed on K = 2 fresh seeds
+(``--confirm-seeds``), so kills also land inside confirmations, which a restart must rebuild
+from the journal.
+
 Checks after every fault, with this script's own reader (it does not use donkeyrl's journal
-code): the journal only grew (the bytes before are a prefix of the bytes after); every line is
-an injected one or a complete record (no partial record); trial ids are unique; no more than
-``--trials`` finished (non-interrupted) records; every champion flag equals the documented fold
-(first strictly better usable record); no process carrying this run's token outlives its
-controller by more than the kill grace + 3 s. After runs that ended by themselves also: no
-temporary files, ``models/champion`` matches the fold. At the end: every trial directory with a
-launch.json has exactly one record (nothing lost).
+or champion code): the journal only grew (the bytes before are a prefix of the bytes after);
+every line is an injected one or a complete record (no partial record); trial ids are unique;
+no more than ``--trials`` + K finished (non-interrupted) records (a confirmation in progress at
+``--trials`` is completed); every record's ``champion`` and ``crowned`` equal the documented
+fold (research/champion.py, re-implemented here: random phase, candidates that beat the
+champion's confirmed mean, one confirmation at a time, crowned by the mean over K + 1 runs, the
+best run installed); no process carrying this run's token outlives its controller by more
+than the kill grace + 3 s. After runs that ended by themselves also: no temporary files,
+``models/champion`` matches the fold. At the end: every trial directory with a launch.json
+has exactly one record (nothing lost), and each study finished between ``--trials`` and
+``--trials`` + K trials.
 
     .venv/bin/python benchmarks/soak.py [--restarts 60] [--disk-rounds 10] [--seed 0] [--json]
 """
@@ -55,6 +63,8 @@ SPACE = {"learning_rate": {"type": "float", "low": 1e-5, "high": 1e-1, "log": Tr
 TOKEN_ENV = "SOAK_TOKEN"
 GRACE = 0.5
 DAMAGES = ("torn", "wrongtypes", "garbage", "deep")
+CONFIRM_SEEDS = 2  # the controller's default --confirm-seeds
+N_INITIAL = 3  # --n-initial of the soak's studies
 
 
 @dataclass
@@ -76,6 +86,9 @@ class Counts:
     trials_over_limit: int = 0
     journal_shrunk: int = 0
     tracebacks: int = 0
+    confirmation_runs: int = 0
+    """Finished confirmation runs in the final journals (the rule was exercised)."""
+    crownings: int = 0
     exit_codes: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
@@ -109,21 +122,74 @@ def usable(r: dict[str, Any]) -> bool:
     v = r.get("objective")
     if r.get("run_status") != "ok" or not isinstance(v, (int, float)) or not math.isfinite(v):
         return False
-    low, high = (0.0, 100.0) if r.get("objective_name") == "driving_score" else (-1e12, 1e12)
+    low, high = {"driving_score": (0.0, 100.0), "race_score": (0.0, 1000.0)}.get(
+        str(r.get("objective_name")), (-1e12, 1e12))
     path = r.get("model_path")
     return (not r.get("reward_hacking") and low <= v <= high and isinstance(path, str)
             and bool(path) and not PurePosixPath(path).is_absolute()
             and ".." not in PurePosixPath(path).parts)
 
 
-def fold(recs: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, list[int]]:
-    """(champion, trials whose champion flag disagrees with the fold at their time)."""
-    champ, wrong = None, []
+def fold(recs: list[dict[str, Any]], k: int = CONFIRM_SEEDS,
+         n_initial: int = N_INITIAL) -> tuple[dict[str, Any] | None, list[int]]:
+    """(champion record, trials whose ``champion`` / ``crowned`` disagree with the fold).
+
+    The rule of research/champion.py, written again from its documentation: the first
+    ``n_initial`` finished non-confirmation trials are the random phase, whose best usable
+    trial is the first candidate; afterwards a usable non-confirmation trial is a candidate when
+    it beats the champion's mean (or there is none). One candidate is confirmed at a time (the
+    others queue and are checked again when their turn comes) by ``k`` usable runs with
+    ``confirms`` = its trial; a failed run drops it; the mean over its k + 1 runs must beat the
+    champion's mean; the best run (earliest on ties) is installed.
+    """
+    champ: dict[str, Any] | None = None
+    champ_mean = -math.inf
+    active: list[dict[str, Any]] | None = None  # [candidate, runs...]
+    queue: list[dict[str, Any]] = []
+    ordinary, phase_best, wrong = 0, None, []
+
+    def next_candidate() -> list[dict[str, Any]] | None:
+        while queue:
+            cand = queue.pop(0)
+            if cand["objective"] > champ_mean:
+                return [cand]
+        return None
+
     for r in recs:
-        flag = usable(r) and (champ is None or r["objective"] > champ["objective"])
-        if bool(r.get("champion")) != flag:
+        crowned = None
+        if r["run_status"] == "interrupted":
+            pass
+        elif r.get("confirms") is not None:
+            if active is not None and r["confirms"] == active[0]["trial"]:
+                if not usable(r):
+                    active = next_candidate()
+                else:
+                    active.append(r)
+                    if len(active) == k + 1:
+                        mean = math.fsum(x["objective"] for x in active) / len(active)
+                        if mean > champ_mean:
+                            best = active[0]
+                            for x in active[1:]:
+                                best = x if x["objective"] > best["objective"] else best
+                            champ, champ_mean, crowned = best, mean, best["trial"]
+                        active = next_candidate()
+        else:
+            ordinary += 1
+            ok = usable(r)
+            if k == 0:
+                if ok and r["objective"] > champ_mean:
+                    champ, champ_mean, crowned = r, r["objective"], r["trial"]
+            elif ordinary <= n_initial:
+                if ok and (phase_best is None or r["objective"] > phase_best["objective"]):
+                    phase_best = r
+                if ordinary == n_initial and phase_best is not None:
+                    queue.append(phase_best)
+            elif ok and r["objective"] > champ_mean:
+                queue.append(r)
+            if active is None:
+                active = next_candidate()
+        if bool(r.get("champion")) != (crowned is not None) or r.get("crowned") != crowned:
             wrong.append(r["trial"])
-        champ = r if flag else champ
     return champ, wrong
 
 
@@ -171,7 +237,8 @@ class Study:
         self.cmd = [*prefix, sys.executable, "-m", "donkeyrl", "research", "--study-dir", str(root),
                     "--search-space", str(root.parent / "space.json"), "--trials", str(trials),
                     "--workers", "2", "--cooldown", "0", "--kill-grace", str(GRACE),
-                    "--trial-timeout", "2", "--n-initial", "3", "--systematic-failures", "0",
+                    "--trial-timeout", "2", "--n-initial", str(N_INITIAL),
+                    "--systematic-failures", "0", "--no-final-test", "--no-report",
                     "--trial-command", trainer]
 
     def start(self) -> subprocess.Popen[str]:
@@ -235,10 +302,10 @@ class Study:
             c.records_duplicated += dups
             bad(f"{dups} duplicated trial id(s)")
         finished = sum(r["run_status"] != "interrupted" for r in recs)
-        if finished > self.trials:
+        if finished > self.trials + CONFIRM_SEEDS:
             c.trials_over_limit += 1
-            bad(f"{finished} finished trials > --trials {self.trials}")
-        champ, wrong = fold(recs)
+            bad(f"{finished} finished trials > --trials {self.trials} + {CONFIRM_SEEDS}")
+        champ, wrong = fold(recs, n_initial=min(N_INITIAL, self.trials))
         if wrong:
             c.champion_mismatches += 1
             bad(f"champion flags disagree with the fold at trials {wrong}")
@@ -340,9 +407,13 @@ def kill_phase(base: Path, restarts: int, trials: int, rng: random.Random, c: Co
                 break
         recs, _ = parse_records(study.view / "results.jsonl", study.injected)
         finished = sum(r["run_status"] != "interrupted" for r in recs)
-        if finished != trials:
-            c.problems.append(f"study {n_study} ended with {finished} finished trials, not {trials}")
+        if not trials <= finished <= trials + CONFIRM_SEEDS:
+            c.problems.append(f"study {n_study} ended with {finished} finished trials, not "
+                              f"{trials} to {trials + CONFIRM_SEEDS}")
         c.records_lost += study.lost()
+        c.confirmation_runs += sum(r.get("confirms") is not None and r["run_status"] != "interrupted"
+                                   for r in recs)
+        c.crownings += sum(bool(r.get("champion")) for r in recs)
     return n_study
 
 
