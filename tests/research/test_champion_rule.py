@@ -150,3 +150,11 @@ def test_recorded_champion_trusts_the_flags():
     old.champion = True  # a record from before 'crowned' existed: its own trial
     assert recorded_champion([a, b, c, old]).trial == 4
     assert recorded_champion([a, c]) is None
+
+
+def test_rule_from_study_json():
+    assert ChampionRule.from_study({"confirm_seeds": 2, "n_initial": 5, "objective": "race_score"}) \
+        == ChampionRule(confirm_seeds=2, n_initial=5)
+    assert ChampionRule.from_study({"objective": "pareto", "confirm_seeds": 2}) == \
+        ChampionRule(pareto=True)
+    assert ChampionRule.from_study({"objective": "driving_score"}) == ChampionRule()  # older study

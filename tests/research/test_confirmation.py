@@ -120,3 +120,15 @@ def test_a_recovered_confirmation_run_keeps_its_role(tmp_path):
     write_confirm_file(trial_dir, 5)
     (rec,) = recover_unrecorded(paths, set(), objective="race_score", cwd=tmp_path)
     assert (rec.trial, rec.run_status, rec.confirms) == (7, "interrupted", 5)
+
+
+def test_resuming_a_study_of_an_older_version_says_the_rule_changed(tmp_path, space_file):
+    study = tmp_path / "s"
+    run_study(study, space_file, trials=1)
+    info = json.loads((study / "study.json").read_text())
+    assert info["confirm_seeds"] == 0 and info["n_initial"] == 1
+    del info["confirm_seeds"]
+    (study / "study.json").write_text(json.dumps(info))
+    _, rep = run_study(study, space_file, trials=2, confirm_seeds=2)
+    assert any("has no 'confirm_seeds' (the study was created by an older version): the journal "
+               "is now folded with confirm_seeds=2" in n for n in rep.notes)

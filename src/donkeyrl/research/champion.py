@@ -62,7 +62,7 @@ import json
 import logging
 import math
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -70,7 +70,7 @@ from typing import Any
 import numpy as np
 
 from .files import copy_atomic, write_json_atomic
-from .records import PARETO_OBJECTIVES, TrialRecord, now_iso
+from .records import PARETO, PARETO_OBJECTIVES, TrialRecord, now_iso
 from .result import check_model_path
 
 __all__ = ["ChampionRule", "Crowning", "Step", "ChampionFold", "beats", "eligible", "fold",
@@ -89,6 +89,18 @@ class ChampionRule:
     """Finished non-confirmation trials of the random phase (used only when K > 0)."""
     pareto: bool = False
     """Two-objective study: the champion is the front member with the highest race score."""
+
+    @classmethod
+    def from_study(cls, info: Mapping[str, Any]) -> ChampionRule:
+        """The rule a study was created with, from its ``study.json`` (readers such as the
+        report; a study created before confirmation existed gets the single-run rule)."""
+        def integer(key: str) -> int:
+            value = info.get(key, 0)
+            return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+        pareto = info.get("objective") == PARETO
+        return cls(confirm_seeds=0 if pareto else integer("confirm_seeds"),
+                   n_initial=integer("n_initial"), pareto=pareto)
 
     def __post_init__(self) -> None:
         if self.confirm_seeds < 0:

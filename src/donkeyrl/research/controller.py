@@ -68,7 +68,7 @@ from .space import check_space_tracks, default_space, fix_params, load_space
 from .study import (CONFIRM_FILE, StudyLog, StudyPaths, check_study_files, ensure_writable,
                     recover_running, recover_unrecorded, remove_stale_temp_files, tell_records,
                     used_trial_numbers, write_confirm_file, write_study_json)
-from .trialcmd import build_argv
+from .trialcmd import TRACK_PARAMS, build_argv
 
 __all__ = ["Controller", "StudyError", "StudySummary", "LOW_DISK_BYTES"]
 
@@ -261,6 +261,10 @@ class Controller:
                        f"{self.fold.runs_needed()} run(s) to go")
         for n in self.space_notes:
             self._note(f"--init-model: {n}")
+        searched_tracks = sorted(TRACK_PARAMS & set(self.space.names))
+        if searched_tracks:
+            self._note(f"the space searches {searched_tracks[0]!r}: trials get the searched value "
+                       f"instead of --track {' '.join(self.cfg.tracks)}")
         rule = self.fold.rule
         info = {"agent": self.cfg.agent, "objective": self.cfg.objective,
                 "space": self.space.to_dict(), "trial_command": self.cfg.trial_command,

@@ -144,6 +144,10 @@ def write_study_json(paths: StudyPaths, info: dict[str, Any],
     warnings += [f"{key} changed since the study was created: was {old.get(key)!r}, now "
                  f"{info[key]!r}" for key in CHANGE_WARNED
                  if key in old and key in info and old[key] != info[key]]
+    if old:
+        warnings += [f"study.json has no {key!r} (the study was created by an older version): "
+                     f"the journal is now folded with {key}={info[key]!r}"
+                     for key in ("confirm_seeds",) if key in info and key not in old]
     files = list(dict.fromkeys([*(str(f) for f in old.get("warm_start", [])), *warm_start]))
     if not old or files != old.get("warm_start", []):
         base = old or {"created_at": now_iso(), **info}
