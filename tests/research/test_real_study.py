@@ -94,3 +94,30 @@ def test_real_study_confirms_its_champion_and_ends_with_the_final_test(tmp_path)
     table = (study / "head_to_head.txt").read_text().rstrip()
     assert done.stdout.rstrip().endswith(table)
     assert json.loads((study / "final/final.json").read_text())["champion_trial"] == champ.trial
+
+
+def test_real_fine_tuning_study(tmp_path):
+    """``research --init-model``: every trial starts from the saved model (the real trainer checks
+    the contract in the preflight's dry run and when it trains)."""
+    model = tmp_path / "base"
+    trained = subprocess.run([sys.executable, "-m", "donkeyrl", "train", "--agent", "ppo", "--timesteps",
+                              "300", "--n-envs", "1", "--eval-episodes", "1", "--validation", "false",
+                              "--obs-width", "48", "--obs-height", "24", "--save-dir", str(model)],
+                             capture_output=True, text=True, timeout=300)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    study = tmp_path / "study"
+    done = _research(study, 1, "--init-model", str(model), "--min-timesteps", "300", "--max-timesteps",
+                     "400", *LOOP_ONLY)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    (rec,) = Journal(study / "results.jsonl").read().records
+    assert rec.run_status == "ok", rec.message
+    assert rec.used_params["init_model"] == str(model.resolve())
+    assert rec.params["obs_width"] == 48 and rec.used_params["obs_width"] == 48
+    assert rec.params["actions"] == "continuous" and "n_steer" not in rec.params
+    # an extra argument that breaks the model's contract is refused before the first trial
+    other = tmp_path / "other"
+    bad = _research(other, 1, "--init-model", str(model), "--train-arg=--obs-width", "--train-arg=96",
+                    *LOOP_ONLY)
+    assert bad.returncode == 2
+    assert "does not fit this trial" in bad.stderr and "obs_width: model 48, trial 96" in bad.stderr
+    assert not other.exists()
