@@ -48,8 +48,8 @@ champion (--confirm-seeds K, default 2): a trial that beats the champion's mean 
   candidate; its configuration is re-trained on K fresh seeds (confirmation runs: ordinary
   records with the same params, their own trial numbers and seeds, and 'confirms' naming the
   candidate) before new proposals, and crowned only if its MEAN over the K+1 runs beats the
-  champion's; the installed model is its best run. During the first --n-initial trials (random
-  proposals) nothing is confirmed; then the best of them is the candidate. A failed confirmation
+  champion's; the installed model is its best run. During the first --n-initial trials (at most
+  --trials; the random proposals) nothing is confirmed; then the best of them is the candidate. A failed confirmation
   run drops the configuration. Confirmation runs count towards --trials; one in progress when
   --trials is reached is completed (at most K trials past --trials). Every run is told to the
   optimizer (replicates: the GP learns the noise). Under --objective pareto confirmation is off:
@@ -78,7 +78,10 @@ Before the first trial the setup is checked (unless --no-preflight): tracks, see
 program, --git-branch, and, when the trial command's --help lists them, the search space
 against '--print-schema' and a dry run of one trial's command line with '--check' (donkeyrl
 train has both). A result's model_path must be a zip inside the trial's directory, and an
-objective outside its plausible range (driving_score 0..100, else |x| <= 1e12) is refused.
+objective outside its plausible range (driving_score 0..100, race_score 0..1000, else
+|x| <= 1e12) is refused. --track must name training tracks or regimes (validation and test
+tracks are refused, also when a search space searches 'tracks'), and an objective measured by
+the validation race (race_score, pareto) cannot go with --train-arg=--validation false.
 
 A trial launched with --rerun-interrupted re-runs an interrupted trial with the same params
 and seed under a new number; its record names the original in 'rerun_of'. A trial that fails
