@@ -133,3 +133,22 @@ def test_applicable_args_leave_out_what_the_baseline_sets_or_cannot_take():
             "--max-steps=400", "--n-steer", "5", "--sim", "embedded", "--init-model", "m",
             "--domain-randomization", "false"]
     assert applicable_args(args) == ["--n-envs", "2", "--max-steps=400", "--sim", "embedded"]
+
+
+def test_the_final_test_is_published(tmp_path, space_file, capsys):
+    import subprocess
+
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    study = tmp_path / "s"
+    assert main(cli(study, space_file, 1, "--no-report", "--git-remote", str(remote))) == 0
+    capsys.readouterr()
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "--git-dir", str(remote), *args], check=True,
+                              capture_output=True, text=True).stdout
+
+    assert git("log", "-1", "--format=%s", "main").startswith("s: final test, champion trial 1")
+    files = set(git("ls-tree", "-r", "--name-only", "main").split())
+    assert {"head_to_head.json", "head_to_head.txt", "final/final.json",
+            "final/baseline/result.json", "logs/final-test.log"} <= files

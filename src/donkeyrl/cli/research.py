@@ -406,18 +406,19 @@ def run(args: argparse.Namespace) -> int:
     if summary.publish_error:
         print(f"publishing to {config.publish.remote} failed: {summary.publish_error}")
     signalled = summary.stop_reason.startswith("stopped by ")
-    final_failed = ""
+    final_failed, publish_error = "", summary.publish_error
     if summary.ended_normally and champ and not args.no_final_test:
-        final_failed, signum = _final_test(args, config)
+        final_failed, signum, final_publish_error = _final_test(args, config)
         if signum:
             return 128 + signum
+        publish_error = publish_error or final_publish_error
     if not signalled and not args.no_report:
         _write_report(config.study_dir)
     if signalled:
         return 128 + int(signal.Signals[summary.stop_reason.split()[-1]])
     if summary.failure:
         return 5
-    if summary.publish_error:
+    if publish_error:
         return 6
     if final_failed:
         return 7
@@ -437,8 +438,9 @@ def _front_table(front: Sequence[Any]) -> str:
     return "\n".join(lines)
 
 
-def _final_test(args: argparse.Namespace, config: Any) -> tuple[str, int]:
-    """The final test (research/final.py); prints its table. Returns (failure, signal number)."""
+def _final_test(args: argparse.Namespace, config: Any) -> tuple[str, int, str]:
+    """The final test (research/final.py); prints its table and publishes it (with
+    --git-remote). Returns (failure, signal number, publish error)."""
     from donkeyrl.research.final import DEFAULT_EVALUATE_COMMAND, FinalConfig, run_final_test
 
     print("final test: training the baseline and racing champion, baseline and expert on the "
@@ -451,15 +453,24 @@ def _final_test(args: argparse.Namespace, config: Any) -> tuple[str, int]:
     if result.status == "interrupted":
         print(f"final test interrupted: {result.message}")
         name = result.message.split("stopped by ")[-1].split()[0]
-        return result.message, int(signal.Signals[name]) if name in signal.Signals.__members__ else 130
+        signum = int(signal.Signals[name]) if name in signal.Signals.__members__ else 2
+        return result.message, signum, ""
     if result.status == "failed":
         print(f"final test failed: {result.message} (records and champion intact; re-run the same "
               "command to retry)")
-        return result.message, 0
+        return result.message, 0, ""
+    publish_error = ""
+    if config.publish.remote and result.status == "done":
+        from donkeyrl.research import Publisher
+
+        publisher = Publisher(config.study_dir, config.publish)
+        if not publisher.publish(f"{Path(config.study_dir).name}: final test, {result.message}"):
+            publish_error = publisher.last_error
+            print(f"publishing the final test to {config.publish.remote} failed: {publish_error}")
     print(f"final test: {result.message}")
     if result.table:
         print(result.table)
-    return "", 0
+    return "", 0, publish_error
 
 
 def _write_report(study_dir: Path) -> None:

@@ -1,8 +1,9 @@
 """Commit the study's results, logs and champion manifest to git and push them to a remote.
 
 The study directory becomes its own git repository (``git init`` on first use). Every
-``every`` completed trials (and once at the end of the run) the publisher stages the results
-journal, the study log and config, the trial logs and result files, the champion manifest and,
+``every`` completed trials (and once at the end of the run, and after the final test) the
+publisher stages the results journal, the study log and config, the trial logs and result files,
+the final test's head-to-head table and marker, the champion manifest and,
 depending on ``models``, model files (``none``, ``champion`` = only models/champion/model.zip,
 ``all`` = every trial model too) no larger than ``max_model_mb``; ``exclude`` globs (relative
 paths, fnmatch syntax) drop anything else. It commits if something changed and pushes ``HEAD``
@@ -37,7 +38,8 @@ running/
 *.zip
 """
 _ALWAYS = ("results.jsonl", "study.log", "study.json", "logs/*.log", "models/trial-*/result.json",
-           "models/champion/manifest.json", ".gitignore")
+           "models/champion/manifest.json", ".gitignore", "head_to_head.json", "head_to_head.txt",
+           "final/final.json", "final/baseline/result.json")
 
 
 @dataclass(frozen=True)
