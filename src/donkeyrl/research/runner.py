@@ -242,8 +242,10 @@ class TrialProcess:
 
     # --- the trial-handle interface of the executors (executors/base.py) -------------------
     def cancel(self, reason: str, message: str) -> Finished:
-        """``kill``: the whole process group, SIGTERM then SIGKILL after the grace period."""
-        return self.kill(reason, message)
+        """``kill``: the whole process group, SIGTERM then SIGKILL after the grace period;
+        a trial that already ended on its own (or just timed out) is reported as it ended."""
+        fin = self.poll()
+        return fin if fin is not None else self.kill(reason, message)
 
     def progress(self) -> list[ProgressPoint]:
         """The checkpoint scores the trial reported so far."""
