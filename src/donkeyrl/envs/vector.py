@@ -38,9 +38,9 @@ class BatchedDonkeyEnv(VecEnv):
     Arguments: as :class:`~donkeyrl.envs.embedded.EmbeddedDonkeyEnv` (``track`` may be names,
     regimes or Tracks; each car draws its own per episode), plus ``n_envs``, ``seed`` (car ``i``
     is seeded ``seed + i`` and the cars are reset once, like ``make_env(seed=...)``) and
-    ``render_threads``: threads of the batched render (None = numba's default, every core; the
-    training path uses 1, see :data:`donkeyrl.rl.envbuild.RENDER_THREADS`). Frames do not depend
-    on it.
+    ``render_threads``: threads of the batched render (None = numba's default, every core; 1 =
+    car by car on the calling thread, what the training path uses, see
+    :data:`donkeyrl.rl.envbuild.RENDER_THREADS`). Frames do not depend on it.
     Rewards are float64 (the DonkeyCar reward of the step core); SB3 casts them when it stores them.
     """
 
@@ -136,7 +136,17 @@ class BatchedDonkeyEnv(VecEnv):
         return self._obs.copy(), rewards, dones, infos
 
     def _render_all(self) -> np.ndarray:
-        """Every car's frame in one batched call, on ``render_threads`` threads."""
+        """Every car's frame: one batched parallel call, or car by car on one thread.
+
+        With ``render_threads == 1`` each car is drawn by the serial kernel (the single env's):
+        as fast per frame as the batched kernel on one thread, and it never starts numba's
+        parallel thread pool, whose idle OpenMP worker was measured spinning at 100% of a core
+        next to torch, making the PPO learner in the same process 5-8x slower.
+        """
+        if self.render_threads == 1:
+            for car in range(self.num_envs):
+                self.sim.render(car, out=self._obs[car])
+            return self._obs
         if self.render_threads is None:
             return self.sim.render_all(out=self._obs)
         before = numba.get_num_threads()

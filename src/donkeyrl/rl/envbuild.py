@@ -56,10 +56,11 @@ EnvFactory = Callable[..., gym.Env]
 #: How the cars of a trial are stepped: auto (batched on the built-in simulator, else dummy),
 #: batched (one BatchedDonkeyEnv), dummy (single envs in this process), subproc (one process each).
 VEC_ENVS = ("auto", "batched", "dummy", "subproc")
-#: Render threads of the batched training env. Measured (benchmarks/README.md, "Training paths"):
-#: on the shared 2-core machine a 2-thread batched render waits for its descheduled thread and
-#: ran 4-10x slower under load (1.1-1.7k against 6-12k car-steps/s env-only); the learner runs
-#: between env steps, so a second render thread buys little even when the machine is idle.
+#: Render threads of the batched training env: 1 = every car's frame drawn on the training thread.
+#: Measured (benchmarks/README.md, "Training paths"): numba's parallel render pool, once started
+#: in the training process, kept an OpenMP worker spinning next to torch and made PPO's learner
+#: 5-8x slower; a 2-thread render also ran 4-10x slower under load (waiting for its descheduled
+#: thread); drawn car by car on one thread it is as fast per frame as the batched kernel.
 RENDER_THREADS = 1
 
 
