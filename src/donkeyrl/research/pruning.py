@@ -36,9 +36,9 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from donkeyrl.rl.checkpoints import CHECKPOINT_FRACTIONS, ProgressPoint
+from donkeyrl.rl.checkpoints import CHECKPOINT_FRACTIONS, VALUE_KEYS, ProgressPoint
 
-__all__ = ["PRUNE_RULES", "PruneConfig", "PruneDecision", "rung_scores", "asha_cut", "median_cut",
+__all__ = ["PRUNE_RULES", "CHECKPOINT_OBJECTIVES", "PruneConfig", "PruneDecision", "rung_scores", "asha_cut", "median_cut",
            "unjudged_rung", "decide"]
 
 PRUNE_RULES = {
@@ -47,6 +47,9 @@ PRUNE_RULES = {
     "median": "median stopping rule: stop below the median of the other trials at a rung",
 }
 """Rules by name (``donkeyrl research --prune``)."""
+
+CHECKPOINT_OBJECTIVES = VALUE_KEYS
+"""Objectives a study with early stopping may have: those the checkpoints report."""
 
 _FRACTION_TOLERANCE = 1e-6
 """Fractions are compared with this tolerance (they travel through JSON as floats)."""

@@ -45,7 +45,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PROGRESS_NAME", "CHECKPOINT_FRACTIONS", "FRACTIONS_ENV", "ProgressPoint",
+__all__ = ["PROGRESS_NAME", "CHECKPOINT_FRACTIONS", "FRACTIONS_ENV", "VALUE_KEYS", "ProgressPoint",
            "checkpoint_fractions", "parse_fractions", "format_fractions", "checkpoint_steps", "append_progress",
            "read_progress", "parse_progress"]
 
@@ -75,15 +75,15 @@ class ProgressPoint:
 
     def value_of(self, objective: str) -> float | None:
         """The checkpoint's value of ``objective`` (None when it does not report it)."""
-        value = getattr(self, objective, None) if objective in _VALUE_KEYS else None
+        value = getattr(self, objective, None) if objective in VALUE_KEYS else None
         return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-_VALUE_KEYS = ("race_score", "validation_lap_rate")
-"""Objectives a checkpoint reports."""
+VALUE_KEYS = ("race_score", "validation_lap_rate")
+"""Objectives a checkpoint reports (result-file fields of the same name and meaning)."""
 
 
 def parse_fractions(text: str) -> tuple[float, ...]:
