@@ -38,7 +38,8 @@ from dataclasses import dataclass
 
 from donkeyrl.rl.checkpoints import CHECKPOINT_FRACTIONS, VALUE_KEYS, ProgressPoint
 
-__all__ = ["PRUNE_RULES", "CHECKPOINT_OBJECTIVES", "PruneConfig", "PruneDecision", "rung_scores", "asha_cut", "median_cut",
+__all__ = ["PRUNE_RULES", "CHECKPOINT_OBJECTIVES", "PruneConfig", "PruneDecision", "rung_scores",
+           "asha_cut", "median_cut",
            "unjudged_rung", "decide"]
 
 PRUNE_RULES = {
