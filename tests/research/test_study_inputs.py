@@ -161,3 +161,27 @@ def test_race_score_noise_is_left_to_the_gp():
     assert objective_noise(result, "driving_score", 50.0) == pytest.approx(50.0 * 0.1 / 2)
     assert objective_noise({**result, "race_score_std": 4.0}, "race_score", 80.0) == \
         pytest.approx(2.0)
+
+
+def test_preflight_checks_every_field_a_pareto_study_reads():
+    from donkeyrl.bo import SearchSpace
+    from donkeyrl.research import PreflightError
+    from donkeyrl.research.preflight import check_space_against_schema
+
+    from fake_trial import SCHEMA
+    space = SearchSpace.from_dict({"gamma": {"type": "float", "low": 0.9, "high": 0.99}})
+    check_space_against_schema(space, SCHEMA, "ppo", "pareto")
+    lacking = {**SCHEMA, "result_fields": [f for f in SCHEMA["result_fields"]
+                                           if f != "validation_mean_abs_cte"]}
+    with pytest.raises(PreflightError, match="--objective 'pareto' needs 'validation_mean_abs_cte', "
+                                             "which is not in the trainer's result"):
+        check_space_against_schema(space, lacking, "ppo", "pareto")
+
+
+def test_the_real_trainer_lists_the_objectives_a_study_reads():
+    from donkeyrl.research.config import OBJECTIVES
+    from donkeyrl.research.preflight import objective_fields
+    from donkeyrl.rl.config import schema
+
+    fields = schema()["result_fields"]
+    assert all(f in fields for o in OBJECTIVES for f in objective_fields(o))
