@@ -45,7 +45,8 @@ import numpy as np
 from donkeyrl.sim import appearance as ap
 from donkeyrl.sim import render_kernels as rk
 from donkeyrl.sim.appearance import Appearance
-from donkeyrl.sim.raster import START_DEPTH, TrackRaster, get_raster
+from donkeyrl.sim.raster import (START_DEPTH, TILE, RasterPlan, TrackRaster, cached_raster, fill_tiles, get_raster,
+                                 plan_raster)
 from donkeyrl.sim.track import Track
 
 __all__ = ["Appearance", "CameraConfig", "RenderAtlas", "Renderer"]
@@ -108,98 +109,177 @@ class CameraConfig:
         return (self.height, self.width, self.channels)
 
 
+class _Arena:
+    """A growable array of rows (axis 0) that tracks' arrays are appended to, compacted in place.
+
+    Why in place and never shrunk: copying into fresh memory costs page faults (on this machine
+    a 3 MB track copied into new pages took several times as long as into pages in use), so an
+    atlas reuses its memory; what it holds stays bounded by the renderer's budget, and the buffer
+    is allocated up front at that size (pages are only backed once written).
+    """
+
+    def __init__(self, tail: tuple[int, ...], dtype: type, capacity: int) -> None:
+        self.buf: np.ndarray = np.empty((max(1, capacity), *tail), dtype=dtype)
+        self.used = 0
+
+    def reserve(self, n: int) -> int:
+        """Room for ``n`` more rows at the end (contents undefined); returns their offset."""
+        if self.used + n > len(self.buf):
+            grown = np.empty((max(2 * len(self.buf), self.used + n), *self.buf.shape[1:]), dtype=self.buf.dtype)
+            grown[:self.used] = self.buf[:self.used]
+            self.buf = grown
+        off = self.used
+        self.used += n
+        return off
+
+    def append(self, rows: np.ndarray) -> int:
+        """Copy ``rows`` to the end; returns their offset."""
+        off = self.reserve(len(rows))
+        self.buf[off:off + len(rows)] = rows
+        return off
+
+    def compact(self, spans: Sequence[tuple[int, int]]) -> list[int]:
+        """Keep only the (offset, rows) ``spans`` (in increasing offset order), moved to the front;
+        returns their new offsets."""
+        out = []
+        used = 0
+        for off, n in spans:
+            if off != used:
+                self.buf[used:used + n] = self.buf[off:off + n]   # numpy copes with the overlap
+            out.append(used)
+            used += n
+        self.used = used
+        return out
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes in use (not the capacity)."""
+        return self.used * (self.buf.nbytes // len(self.buf))
+
+
+@dataclass
+class _Slot:
+    """Where one track's arrays lie in the atlas' arenas (offset, rows) and its parameter row."""
+
+    track: weakref.ref[Track]
+    spans: dict[str, tuple[int, int]]
+    meta: np.ndarray
+    params: np.ndarray
+
+
 class RenderAtlas:
     """The render arrays of many tracks packed into flat buffers, one slot per track.
 
     Why: a parallel numba kernel cannot take a list of differently shaped arrays cheaply (a typed
     list costs ~70 us per call), but it can slice flat buffers by offsets. A track is added once:
-    its raster grid (the large array) is appended to a growing buffer, so adding a track never
-    copies the others; the small per-track tables are repacked. :meth:`keep_only` drops tracks
-    no longer used (and compacts the buffer). ``slot(track)`` returns a track's slot, adding it
-    if needed.
+    each of its arrays (tile index, tiles, tables, zones, cones) is appended to a buffer of its
+    kind, so adding a track costs that track alone whatever the atlas holds, and its tile values
+    are computed straight into the atlas (:func:`~donkeyrl.sim.raster.fill_tiles`) unless a
+    raster of it is already cached. :meth:`keep_only` drops tracks no longer used and compacts
+    the buffers in place. ``slot(track)`` returns a track's slot, adding it if needed. The atlas
+    keeps no raster objects: what it holds is bounded by its owner's budget.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_bytes: int = 96 * 2**20) -> None:
+        """``max_bytes``: the track data the owner keeps before dropping unused tracks; the
+        buffers get room for a quarter more (they double if a track still does not fit)."""
         self._slots: dict[int, int] = {}
-        self._tracks: list[weakref.ref[Track]] = []
-        self._rasters: list[TrackRaster] = []
-        self._goff: list[int] = []
-        self._grid = np.zeros(1 << 16, dtype=np.float32)
-        self._gused = 0
-        self._dirty = True
-        self._arrays: tuple[np.ndarray, ...] = ()
+        self._entries: list[_Slot] = []
+        tile_bytes = (TILE + 1) ** 2 * 2 * 4
+        self._arenas = {
+            "tidx": _Arena((), np.int32, max_bytes // 64 // 4),
+            "tiles": _Arena((TILE + 1, TILE + 1, 2), np.float32, max_bytes * 5 // 4 // tile_bytes),
+            "tabs": _Arena((), np.float32, max_bytes // 32 // 4),
+            "zarr": _Arena((rk.N_ZCOLS,), np.float64, 1024),
+            "cones": _Arena((4,), np.float64, 1024),
+        }
+        self._gmeta = _Arena((rk.N_META,), np.int64, 64)
+        self._tparams = _Arena((rk.N_TPARAMS,), np.float64, 64)
 
     def has(self, track: Track) -> bool:
         """Whether ``track`` has a slot."""
         k = self._slots.get(id(track))
-        return k is not None and self._tracks[k]() is track
+        return k is not None and self._entries[k].track() is track
 
     def slot(self, track: Track) -> int:
         """Slot index of ``track`` (its raster is built on first use)."""
         k = self._slots.get(id(track))
-        if k is not None and self._tracks[k]() is track:
+        if k is not None and self._entries[k].track() is track:
             return k
-        return self._add(track, get_raster(track))
+        raster = cached_raster(track)
+        plan = raster if raster is not None else plan_raster(track)
+        parts, meta, params = _plan_arrays(plan)
+        spans = {name: (self._arenas[name].append(a), len(a)) for name, a in parts.items()}
+        tiles = self._arenas["tiles"]
+        off = tiles.reserve(plan.ntiles)
+        if raster is not None:
+            tiles.buf[off:off + plan.ntiles] = raster.tiles
+        else:   # computed straight into the atlas: no raster kept, no fresh memory
+            fill_tiles(plan, track, tiles.buf[off:off + plan.ntiles])
+        spans["tiles"] = (off, plan.ntiles)
+        return self._register(track, spans, meta, params)
 
-    def _add(self, track: Track, raster: TrackRaster) -> int:
-        size = raster.data.size
-        if self._gused + size > self._grid.size:
-            grown = np.zeros(max(2 * self._grid.size, self._gused + size), dtype=np.float32)
-            grown[:self._gused] = self._grid[:self._gused]
-            self._grid = grown
-        self._grid[self._gused:self._gused + size] = raster.data.reshape(-1)
-        k = len(self._rasters)
+    def _register(self, track: Track, spans: dict[str, tuple[int, int]], meta: np.ndarray,
+                  params: np.ndarray) -> int:
+        """Give ``track`` the next slot, its arrays lying at ``spans`` (arena -> (offset, rows))."""
+        meta = meta.copy()
+        for name, col in (("tidx", rk.M_IOFF), ("tiles", rk.M_TILE0), ("tabs", rk.M_TOFF), ("zarr", rk.M_ZOFF),
+                          ("cones", rk.M_COFF)):
+            meta[col] = spans[name][0]
+        k = len(self._entries)
         self._slots[id(track)] = k
-        self._tracks.append(weakref.ref(track))
-        self._rasters.append(raster)
-        self._goff.append(self._gused)
-        self._gused += size
-        self._dirty = True
+        self._entries.append(_Slot(weakref.ref(track), spans, meta, params))
+        self._gmeta.append(meta[None])
+        self._tparams.append(params[None])
         return k
 
     def keep_only(self, tracks: Sequence[Track]) -> None:
-        """Drop every slot except those of ``tracks`` and compact the buffer."""
-        keep = []
-        for t in dict.fromkeys(tracks):
-            k = self._slots.get(id(t))
-            if k is not None and self._tracks[k]() is t:
-                keep.append((t, self._rasters[k]))
-        self._slots, self._tracks, self._rasters, self._goff, self._gused = {}, [], [], [], 0
-        for t, raster in keep:
-            self._add(t, raster)
-        self._dirty = True
+        """Drop every slot except those of ``tracks`` and compact the buffers (in place)."""
+        wanted = {id(t) for t in tracks}
+        keep = [(t, e) for e in self._entries if (t := e.track()) is not None and id(t) in wanted]
+        moved = {name: arena.compact([e.spans[name] for _, e in keep]) for name, arena in self._arenas.items()}
+        self._slots, self._entries = {}, []
+        self._gmeta.used = self._tparams.used = 0
+        for q, (t, e) in enumerate(keep):
+            spans = {name: (moved[name][q], e.spans[name][1]) for name in self._arenas}
+            self._register(t, spans, e.meta, e.params)
 
     def __len__(self) -> int:
-        return len(self._rasters)
+        return len(self._entries)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of track data the atlas holds (its buffers' capacity may be up to twice that)."""
+        return sum(a.nbytes for a in self._arenas.values())
 
     def arrays(self) -> tuple[np.ndarray, ...]:
-        """(grid, gmeta, tparams, tabs, zarr, cones) for the kernels; repacked when slots changed."""
-        if not self._dirty:
-            return self._arrays
-        rs = self._rasters
-        gmeta = np.zeros((len(rs), rk.N_META), dtype=np.int64)
-        tparams = np.zeros((len(rs), rk.N_TPARAMS))
-        t_off = z_off = c_off = 0
-        for k, r in enumerate(rs):
-            nz, nx = r.data.shape[:2]
-            nb, ntab = r.bound.shape
-            gmeta[k] = (self._goff[k], nz, nx, t_off, ntab, nb, z_off, c_off, len(r.cones))
-            t_off += (nb + 2) * ntab
-            z_off += nb + 1
-            c_off += len(r.cones)
-            tparams[k, rk.T_OX:rk.T_START_DEPTH + 1] = (r.ox, r.oz, r.h, 1.0 / r.dtab, r.length, float(r.closed),
-                                                       r.s_jump, r.start_line, START_DEPTH[r.start_line])
-            tparams[k, rk.T_WL_STYLE:rk.T_START_S + 1] = (
-                r.wall_style[0], r.wall_height[0], r.wall_fence[0], r.wall_style[1], r.wall_height[1],
-                r.wall_fence[1], r.wall_bound[0], r.wall_bound[1], r.start_line_s)
-        tabs = np.concatenate([np.concatenate([r.bound.reshape(-1), r.tangent.reshape(-1)]) for r in rs])
-        zarr = np.concatenate([np.column_stack([r.zone_class, r.zone_dash, r.zone_period, r.zone_flags,
-                                                np.append(r.bound_hw, 0.0)]) for r in rs])
-        cones = np.concatenate([r.cones.reshape(-1, 4) for r in rs])
-        self._arrays = (self._grid, gmeta, tparams, np.ascontiguousarray(tabs, dtype=np.float32),
-                        np.ascontiguousarray(zarr), np.ascontiguousarray(cones))
-        self._dirty = False
-        return self._arrays
+        """(tile index, tiles, gmeta, tparams, tabs, zarr, cones) for the kernels."""
+        a = self._arenas
+        return (a["tidx"].buf, a["tiles"].buf, self._gmeta.buf, self._tparams.buf, a["tabs"].buf, a["zarr"].buf,
+                a["cones"].buf)
+
+
+def _plan_arrays(r: RasterPlan) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """A raster's arrays but its tiles as the atlas stores them: by arena, its meta row (offsets
+    filled in by the atlas) and its parameter row."""
+    nb, ntab = r.bound.shape
+    ntz, ntx = r.tindex.shape
+    parts = {
+        "tidx": r.tindex.reshape(-1),
+        "tabs": np.concatenate([r.bound.reshape(-1), r.tangent.reshape(-1)]),
+        "zarr": np.column_stack([r.zone_class, r.zone_dash, r.zone_period, r.zone_flags, np.append(r.bound_hw, 0.0)]),
+        "cones": np.asarray(r.cones, dtype=np.float64).reshape(-1, 4),
+    }
+    meta = np.zeros(rk.N_META, dtype=np.int64)
+    meta[[rk.M_NTZ, rk.M_NTX, rk.M_NZ, rk.M_NX, rk.M_NTAB, rk.M_NB, rk.M_NCONE]] = (
+        ntz, ntx, r.nz, r.nx, ntab, nb, len(parts["cones"]))
+    params = np.zeros(rk.N_TPARAMS)
+    params[rk.T_OX:rk.T_START_DEPTH + 1] = (r.ox, r.oz, r.h, 1.0 / r.dtab, r.length, float(r.closed), r.s_jump,
+                                            r.start_line, START_DEPTH[r.start_line])
+    params[rk.T_WL_STYLE:rk.T_START_S + 1] = (r.wall_style[0], r.wall_height[0], r.wall_fence[0], r.wall_style[1],
+                                              r.wall_height[1], r.wall_fence[1], r.wall_bound[0], r.wall_bound[1],
+                                              r.start_line_s)
+    return parts, meta, params
 
 
 class Renderer:
@@ -211,6 +291,9 @@ class Renderer:
 
     #: Most tracks kept packed before unused ones are dropped.
     MAX_SLOTS = 64
+    #: Most bytes of track data kept packed before unused tracks are dropped (a procedural
+    #: track's raster is 1-5 MB; see benchmarks/README.md, "Track switch").
+    MAX_ATLAS_BYTES = 96 * 2**20
 
     def __init__(self, track: Track, camera: CameraConfig | None = None,
                  appearance: Appearance | None = None) -> None:
@@ -223,7 +306,7 @@ class Renderer:
         self._appearance = appearance
         self._packed: dict[int, tuple[Appearance, np.ndarray, np.ndarray]] = {}
         self._stacks: tuple[tuple[int, ...], np.ndarray, np.ndarray] | None = None
-        self.atlas = RenderAtlas()
+        self.atlas = RenderAtlas(self.MAX_ATLAS_BYTES)
         self.set_track(track)
 
     @property
@@ -278,10 +361,10 @@ class Renderer:
             raise ValueError(f"render pose must be finite, got x={x!r}, z={z!r}, yaw={yaw!r}")
         tr = self.track if track is None else track
         k = self.atlas.slot(tr) if self.atlas.has(tr) else self._slot(tr, [tr])
-        grid, gmeta, tparams, tabs, zarr, cones = self.atlas.arrays()
+        tidx, tiles, gmeta, tparams, tabs, zarr, cones = self.atlas.arrays()
         lut, prm = self._tables(self._look(appearance, tr))
-        rk.render_one(out, float(x), float(z), float(yaw), *self._cam, grid, gmeta[k], tparams[k], tabs, zarr, cones,
-                      lut, prm, self._tex)
+        rk.render_one(out, float(x), float(z), float(yaw), *self._cam, tidx, tiles, gmeta[k], tparams[k], tabs, zarr,
+                      cones, lut, prm, self._tex)
         return out
 
     def render_batch(self, xs: np.ndarray, zs: np.ndarray, yaws: np.ndarray, out: np.ndarray | None = None,
@@ -310,7 +393,7 @@ class Renderer:
                 raise ValueError(f"need one appearance per car ({n}), got {len(apps)}")
         out = self._out(out, (n, *self._shape))
         slots = np.array(self._slots(track_list, track_list), dtype=np.int64)
-        grid, gmeta, tparams, tabs, zarr, cones = self.atlas.arrays()
+        tidx, tiles, gmeta, tparams, tabs, zarr, cones = self.atlas.arrays()
         table: dict[int, int] = {}
         looks: list[Appearance] = []
         idx = np.empty(n, dtype=np.int64)
@@ -325,7 +408,7 @@ class Renderer:
         if self._stacks is None or self._stacks[0] != key:
             tables = [self._tables(look) for look in looks]
             self._stacks = (key, np.stack([tb[0] for tb in tables]), np.stack([tb[1] for tb in tables]))
-        rk.render_many(out, xs, zs, yaws, slots, idx, *self._cam, grid, gmeta, tparams, tabs, zarr, cones,
+        rk.render_many(out, xs, zs, yaws, slots, idx, *self._cam, tidx, tiles, gmeta, tparams, tabs, zarr, cones,
                        self._stacks[1], self._stacks[2], self._tex)
         return out
 
@@ -336,7 +419,7 @@ class Renderer:
         """Atlas slots of ``tracks``; when new ones would overflow the atlas, every track not in
         ``in_use`` (nor the default track) is dropped first, so all returned slots stay valid."""
         new = {id(t) for t in tracks if not self.atlas.has(t)}
-        if new and len(self.atlas) + len(new) > self.MAX_SLOTS:
+        if new and (len(self.atlas) + len(new) > self.MAX_SLOTS or self.atlas.nbytes > self.MAX_ATLAS_BYTES):
             self.atlas.keep_only([*in_use, self.track])
         return [self.atlas.slot(t) for t in tracks]
 

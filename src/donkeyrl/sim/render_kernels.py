@@ -66,9 +66,11 @@ MESH_ALPHA = 90  # of 256
 #: Size (units) of a start line's checker squares, and the period of a dashed start line's dashes.
 CHECKER = 0.6
 DASH_ACROSS = 0.35
-#: Layout of the atlas' per-track rows (see sim/camera.py RenderAtlas).
-(M_GOFF, M_NZ, M_NX, M_TOFF, M_NTAB, M_NB, M_ZOFF, M_COFF, M_NCONE) = range(9)
-N_META = 9
+#: Layout of the atlas' per-track rows (see sim/camera.py RenderAtlas): offset of the tile index
+#: in the flat index buffer, its shape, the track's first tile in the tile array, the grid's
+#: nodes, then the offsets and sizes of its tables, zones and cones.
+(M_IOFF, M_NTZ, M_NTX, M_TILE0, M_NZ, M_NX, M_TOFF, M_NTAB, M_NB, M_ZOFF, M_COFF, M_NCONE) = range(12)
+N_META = 12
 (T_OX, T_OZ, T_H, T_INV_DTAB, T_LENGTH, T_CLOSED, T_SJUMP, T_START, T_START_DEPTH, T_WL_STYLE, T_WL_H, T_WL_F,
  T_WR_STYLE, T_WR_H, T_WR_F, T_WL_BOUND, T_WR_BOUND, T_START_S) = range(18)
 N_TPARAMS = 18
@@ -153,13 +155,13 @@ def _near_start(sa, sb, start, start_s, start_depth, length):  # pragma: no cove
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _classify_row(cls_row, u0, v0, du, dv, span, data, length, closed, s_jump, bound, hw, nb_, inv_dtab,
-                  zcls, zdash, zflags, start, start_s, start_depth):  # pragma: no cover - jitted
+def _classify_row(cls_row, u0, v0, du, dv, span, tidx, tiles, toff, nzg, nxg, length, closed, s_jump, bound, hw,
+                  nb_, inv_dtab, zcls, zdash, zflags, start, start_s, start_depth):  # pragma: no cover - jitted
     """Surface class of every pixel of a ground row; pixel c sees raster point (u0 + c du, v0 + c dv)."""
     W = cls_row.shape[0]
     ntab = bound.shape[1]
     half = 0.5 * FAR
-    la, sa = sample_grid(data, u0, v0, length, closed, s_jump)
+    la, sa = sample_grid(tidx, tiles, toff, nzg, nxg, u0, v0, length, closed, s_jump)
     ka = _tab_index(sa, inv_dtab, ntab)
     za = _zone_of(la, ka, bound, hw, nb_)
     c = 0
@@ -167,7 +169,7 @@ def _classify_row(cls_row, u0, v0, du, dv, span, data, length, closed, s_jump, b
         step = min(span, W - 1 - c)
         while True:   # shrink the span until it is uniform, interpolable, or one pixel
             c1 = c + step
-            lb, sb = sample_grid(data, u0 + c1 * du, v0 + c1 * dv, length, closed, s_jump)
+            lb, sb = sample_grid(tidx, tiles, toff, nzg, nxg, u0 + c1 * du, v0 + c1 * dv, length, closed, s_jump)
             zb = _zone_of(lb, _tab_index(sb, inv_dtab, ntab), bound, hw, nb_)
             d = sb - sa
             if closed:
@@ -294,14 +296,16 @@ def _fog_of(dist, fog0, fog1):  # pragma: no cover - jitted
 
 
 @nb.njit(cache=True, error_model="numpy")
-def render_one(out, x, z, yaw, cam_h0, pitch0, cam_fwd, tan_v, tan_h, crop, grid, gm, tp, tabs, zarr, cones,
+def render_one(out, x, z, yaw, cam_h0, pitch0, cam_fwd, tan_v, tan_h, crop, tibuf, tiles, gm, tp, tabs, zarr, cones,
                lut, prm, tex):  # pragma: no cover - jitted
     """Render one frame into ``out`` (H, W, C) for a car at (x, z, yaw) on the atlas track
     described by ``gm`` (meta row) and ``tp`` (parameter row); see sim/camera.py."""
     H, W, C = out.shape
     # ---- the track's arrays, views into the atlas
-    nz, nxg = gm[M_NZ], gm[M_NX]
-    data = grid[gm[M_GOFF]:gm[M_GOFF] + nz * nxg * 2].reshape((nz, nxg, 2))
+    nzg, nxg = gm[M_NZ], gm[M_NX]
+    ntz, ntx = gm[M_NTZ], gm[M_NTX]
+    tidx = tibuf[gm[M_IOFF]:gm[M_IOFF] + ntz * ntx].reshape((ntz, ntx))
+    toff = gm[M_TILE0]
     ntab, nb_ = gm[M_NTAB], gm[M_NB]
     t0 = gm[M_TOFF]
     bound = tabs[t0:t0 + nb_ * ntab].reshape((nb_, ntab))
@@ -416,8 +420,8 @@ def render_one(out, x, z, yaw, cam_h0, pitch0, cam_fwd, tan_v, tan_h, crop, grid
             tu0 = np.int64((gx0 + prm[ap.P_NOFFX]) * nscale * FIX) + TEX_BIAS
             tv0 = np.int64((gz0 + prm[ap.P_NOFFZ]) * nscale * FIX) + TEX_BIAS
             _classify_row(cls_row, (gx0 - ox) * inv_h, (gz0 - oz) * inv_h, gdx * inv_h, gdz * inv_h, span,
-                          data, length, closed, s_jump, bound, hw, nb_, inv_dtab, zcls, zdash, zflags, start,
-                          start_s, start_depth)
+                          tidx, tiles, toff, nzg, nxg, length, closed, s_jump, bound, hw, nb_, inv_dtab, zcls, zdash,
+                          zflags, start, start_s, start_depth)
             _shade_row(orow, C, cls_row, tu0, tv0, np.int64(gdx * nscale * FIX), np.int64(gdz * nscale * FIX),
                        texf, tmask, tshift, att, lutf, fog, fogc)
             # the car's shadow: an ellipse on the ground around (sh_f, sh_l) in the car's frame
@@ -439,7 +443,8 @@ def render_one(out, x, z, yaw, cam_h0, pitch0, cam_fwd, tan_v, tan_h, crop, grid
                         wb = int(tp[T_WL_BOUND]) if side == 0 else int(tp[T_WR_BOUND])
                         gx = gx0 + c * gdx
                         gz = gz0 + c * gdz
-                        lat_g, s_g = sample_grid(data, (gx - ox) * inv_h, (gz - oz) * inv_h, length, closed, s_jump)
+                        lat_g, s_g = sample_grid(tidx, tiles, toff, nzg, nxg, (gx - ox) * inv_h, (gz - oz) * inv_h,
+                                                 length, closed, s_jump)
                         if wb >= 0 and lat_g < 0.5 * FAR:
                             kt = _tab_index(s_g, inv_dtab, ntab)
                             tx, tz = tang[0, kt], tang[1, kt]
@@ -535,12 +540,12 @@ def render_one(out, x, z, yaw, cam_h0, pitch0, cam_fwd, tan_v, tan_h, crop, grid
 
 
 @nb.njit(cache=True, parallel=True)
-def render_many(out, xs, zs, yaws, slots, app_idx, cam_h0, pitch0, cam_fwd, tan_v, tan_h, crop, grid, gmeta,
+def render_many(out, xs, zs, yaws, slots, app_idx, cam_h0, pitch0, cam_fwd, tan_v, tan_h, crop, tibuf, tiles, gmeta,
                 tparams, tabs, zarr, cones, luts, prms, tex):  # pragma: no cover - jitted
     """Render ``len(xs)`` frames in parallel; car i is on atlas track ``slots[i]`` and uses
     appearance tables ``app_idx[i]``."""
     for i in nb.prange(xs.shape[0]):
         k = slots[i]
         a = app_idx[i]
-        render_one(out[i], xs[i], zs[i], yaws[i], cam_h0, pitch0, cam_fwd, tan_v, tan_h, crop, grid, gmeta[k],
+        render_one(out[i], xs[i], zs[i], yaws[i], cam_h0, pitch0, cam_fwd, tan_v, tan_h, crop, tibuf, tiles, gmeta[k],
                    tparams[k], tabs, zarr, cones, luts[a], prms[a], tex)

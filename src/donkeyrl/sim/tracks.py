@@ -248,7 +248,13 @@ def _build_road(seed: int) -> Track:
                           description=f"{spec.description} (seed {seed})")
 
 
-@functools.lru_cache(maxsize=256)
+#: Procedural tracks kept by :func:`get_track`: enough for the validation and test seeds
+#: (evaluated again and again); the training stream draws fresh seeds, which a cache cannot help,
+#: and each kept Track holds its arrays (and may keep a cached raster alive).
+PROCEDURAL_CACHE_SIZE = 32
+
+
+@functools.lru_cache(maxsize=PROCEDURAL_CACHE_SIZE)
 def _build_procedural(seed: int) -> Track:
     return generate_track(seed)
 
