@@ -67,3 +67,28 @@ def test_damaged_files_become_notes_not_errors(tmp_path: Path) -> None:
     assert [p.kind for p in data.problems] == ["torn"]
     assert data.space is None and data.head_to_head is None
     assert any("study.json" in n for n in data.notes) and any("head_to_head.json" in n for n in data.notes)
+
+
+def test_a_confirmed_champion_is_the_one_the_study_crowned(tmp_path: Path) -> None:
+    """With confirmation runs the champion is folded with the study's own rule: configuration A's
+    lucky first run (70) loses to configuration B's steadier mean, and the record that crowned
+    is a confirmation run, not the crowned trial."""
+    from donkeyrl.research.journal import Journal
+    from donkeyrl.research.records import TrialRecord
+
+    (tmp_path / "study.json").write_text(json.dumps({"agent": "ppo", "objective": "race_score",
+                                                     "confirm_seeds": 2, "n_initial": 0}))
+    a, b = {"learning_rate": 1e-3}, {"learning_rate": 3e-4}
+    rows = [(1, a, 70.0, None), (2, a, 20.0, 1), (3, a, 20.0, 1), (4, b, 50.0, None), (5, b, 55.0, 4),
+            (6, b, 45.0, 4)]
+    journal = Journal(tmp_path / "results.jsonl")
+    for trial, params, value, confirms in rows:
+        rec = TrialRecord(trial, params, "ok", objective_name="race_score", objective=value,
+                          model_path=f"models/trial-{trial}/model.zip", confirms=confirms)
+        rec.crowned = {3: 1, 6: 5}.get(trial)
+        rec.champion = rec.crowned is not None
+        journal.append(rec)
+    data = load_study(tmp_path)
+    assert data.champion is not None and data.champion.trial == 5
+    assert [(rec.trial, c.trial) for rec, c in data.crownings()] == [(3, 1), (6, 5)]
+    assert data.crowned_trials() == {1, 5}

@@ -68,7 +68,8 @@ def history_figure(data: StudyData) -> Figure:
             ax.annotate(_status_label(t), (t.trial, floor), textcoords="offset points",
                         xytext=(0, 7), ha="center", fontsize=7, color=FAILED_COLOUR, rotation=90,
                         va="bottom")
-    champs = [t for t in trials if t.record.champion]
+    crowned = data.crowned_trials()
+    champs = [t for t in trials if t.trial in crowned]
     if champs:
         ax.scatter([t.trial for t in champs], [_objective(t) for t in champs], marker="*",
                    s=220, facecolors="none", edgecolors="#009e73", linewidths=1.5,
@@ -111,12 +112,14 @@ def champion_progress_figure(data: StudyData) -> Figure:
     ax = fig.subplots()
     clock = 0.0
     xs, ys, labels = [], [], []
+    crowned_by = {rec.trial: crowned for rec, crowned in data.crownings()}
     for t in data.trials:
         clock += max(t.record.elapsed_sec, 0.0)
-        if t.record.champion:
+        crowned = crowned_by.get(t.trial)
+        if crowned is not None and crowned.objective is not None:
             xs.append(clock / 60.0)
-            ys.append(float(t.record.objective))  # type: ignore[arg-type]
-            labels.append(t.trial)
+            ys.append(float(crowned.objective))
+            labels.append(crowned.trial)
     if xs:
         ax.step([*xs, clock / 60.0], [*ys, ys[-1]], where="post", color="#009e73", lw=1.8)
         ax.scatter(xs, ys, marker="*", s=120, c="#009e73", zorder=3)

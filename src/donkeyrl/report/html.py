@@ -120,12 +120,13 @@ def _summary(data: StudyData) -> str:
 
 def _history(data: StudyData) -> str:
     rows = []
+    crowned = data.crowned_trials()
     for t in data.trials:
         r = t.record
         rows.append({"trial": r.trial, "status": r.run_status, "proposal": t.source,
                      data.objective: r.objective, "driving_score": r.driving_score,
                      "mean_reward": r.mean_reward, "time (s)": round(r.elapsed_sec, 1),
-                     "champion": "★" if r.champion else "",
+                     "champion": "★" if r.trial in crowned else "",
                      "reward hacking": "flagged" if r.reward_hacking else "",
                      "params": r.params, "message": (r.message[:300] + "…") if len(r.message) > 300 else r.message})
 
@@ -141,11 +142,12 @@ def _history(data: StudyData) -> str:
 
 
 def _champion_progress(data: StudyData) -> str:
-    rows = [{"trial": r.trial, "timestamp": r.timestamp[:19], data.objective: r.objective,
-             "driving_score": r.driving_score, "mean_reward": r.mean_reward, "params": r.params}
-            for r in data.records if r.champion]
+    rows = [{"trial": c.trial, "crowned at": rec.timestamp[:19], "by record": rec.trial,
+             data.objective: c.objective, "driving_score": c.driving_score, "mean_reward": c.mean_reward,
+             "params": c.params}
+            for rec, c in data.crownings()]
     body = _img(figures.png_data_uri(figures.champion_progress_figure(data)), "champion progression")
-    return body + (table(rows, left=("timestamp", "params")) if rows else "<p>No champion yet.</p>")
+    return body + (table(rows, left=("crowned at", "params")) if rows else "<p>No champion yet.</p>")
 
 
 def _importance(data: StudyData) -> tuple[str, Importance | None]:

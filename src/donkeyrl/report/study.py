@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from donkeyrl.bo import SearchSpace, SearchSpaceError
-from donkeyrl.research.champion import fold_champion
+from donkeyrl.research.champion import ChampionRule, fold_champion
 from donkeyrl.research.journal import Journal, JournalProblem
 from donkeyrl.research.records import TrialRecord
 from donkeyrl.research.study import StudyPaths
@@ -95,6 +95,20 @@ class StudyData:
     def paths(self) -> StudyPaths:
         return StudyPaths(self.root)
 
+    def crownings(self) -> list[tuple[TrialRecord, TrialRecord]]:
+        """(record whose append crowned, the crowned trial's record) in journal order.
+
+        With confirmation runs the crowned model is not always the record that completed the
+        confirmation (the configuration's best run is installed), so readers must not take
+        ``record.champion`` as "this trial's model became champion"."""
+        by_trial = {r.trial: r for r in self.records}
+        return [(r, by_trial[r.crowned_trial]) for r in self.records
+                if r.crowned_trial is not None and r.crowned_trial in by_trial]
+
+    def crowned_trials(self) -> set[int]:
+        """Trials whose model was champion at some point."""
+        return {crowned.trial for _, crowned in self.crownings()}
+
     def champion_dir(self) -> Path:
         """``models/champion`` (its model.zip and trial_config.json rebuild the champion's env)."""
         return self.paths.models / "champion"
@@ -128,7 +142,8 @@ def load_study(root: str | Path) -> StudyData:
               for rec in read.records]
     h2h = _read_json(paths.root / HEAD_TO_HEAD_FILE, notes)
     return StudyData(root=paths.root, trials=trials, problems=read.problems, info=info, space=space,
-                     objective=objective, champion=fold_champion(read.records),
+                     objective=objective,
+                     champion=fold_champion(read.records, ChampionRule.from_study(info)),
                      head_to_head=h2h if isinstance(h2h, dict) else None, notes=notes)
 
 
