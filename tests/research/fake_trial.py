@@ -22,7 +22,9 @@ all equal to the trial's value, and the two Pareto objectives
 learning rate (see ``pareto_values``).
 
 ``--rewards 50,80,...`` sets trial N's reward to the N-th value; ``--sleep S`` makes a trial
-take S seconds; ``--fail-file PATH`` makes trials crash while PATH exists; ``--model-kb K`` pads
+take S seconds (with ``DONKEYRL_CHECKPOINT_FRACTIONS`` set, as by a study with ``--prune``, it
+writes progress.jsonl checkpoints on the way, like the real trainer: see ``checkpoints``);
+``--fail-file PATH`` makes trials crash while PATH exists; ``--model-kb K`` pads
 the model to K KiB (fills disks in the soak benchmark); ``--hold S`` makes spawnhang / workers /
 escape finish ok after S seconds, their children left running; ``--lenient`` accepts any other
 ``--flag VALUE`` (benchmarks on the full default spaces).
@@ -130,6 +132,35 @@ def write_model(path: str, trial: int, kb: int) -> None:
     os.replace(path + ".part", path)
 
 
+def trial_value(args: argparse.Namespace, trial: int) -> float:
+    """The trial's objective: its --rewards entry, else 50 + 10 x ``objective``."""
+    if args.rewards:
+        return float(args.rewards.split(",")[trial - 1])
+    return 50.0 + 10.0 * objective(args)
+
+
+def checkpoints(args: argparse.Namespace, trial: int, mode: str) -> None:
+    """Spend ``--sleep`` seconds; with DONKEYRL_CHECKPOINT_FRACTIONS (the trainer's progress-file
+    contract, rl/checkpoints.py) write a checkpoint at each fraction on the way: race_score =
+    value x fraction (so trials rank at every rung as they do at the end), model.zip saved."""
+    total = args.sleep or 0.0
+    text = os.environ.get("DONKEYRL_CHECKPOINT_FRACTIONS", "none")
+    fractions = [] if text in ("", "none") else sorted(float(f) for f in text.split(","))
+    done = 0.0
+    if fractions and mode not in ("crash", "noresult", "enospc"):
+        os.makedirs(args.save_dir, exist_ok=True)
+        value, steps = trial_value(args, trial), args.timesteps or 1000
+        for f in fractions:
+            time.sleep(max(total * f - done, 0.0))
+            done = total * f
+            write_model(os.path.join(args.save_dir, "model.zip"), trial, 0)
+            with open(os.path.join(args.save_dir, "progress.jsonl"), "a") as fh:
+                fh.write(json.dumps({"steps": int(steps * f), "fraction": f,
+                                     "race_score": value * f, "validation_lap_rate": f,
+                                     "time_sec": done}) + "\n")
+    time.sleep(max(total - done, 0.0))
+
+
 def main() -> int:
     contract = sys.argv[1:3] != ["--contract", "none"]
     p = argparse.ArgumentParser()
@@ -203,8 +234,7 @@ def main() -> int:
         else:
             while True:
                 time.sleep(1)
-    if args.sleep:
-        time.sleep(args.sleep)
+    checkpoints(args, trial, mode)
     if mode == "crash":
         print("Traceback: simulated crash", file=sys.stderr, flush=True)
         return 3
@@ -228,10 +258,7 @@ def main() -> int:
     if mode == "elsewhere":
         model = os.path.abspath(os.path.join(args.save_dir, "..", "..", "outside.zip"))
         write_model(model, trial, 0)
-    if args.rewards:
-        value = float(args.rewards.split(",")[trial - 1])
-    else:
-        value = 50.0 + 10.0 * objective(args)
+    value = trial_value(args, trial)
     if mode == "nan":
         value = float("nan")
     if mode == "huge":

@@ -56,6 +56,22 @@ champion (--confirm-seeds K, default 2): a trial that beats the champion's mean 
   a front is a set of trade-offs, and replicates of one point do not choose between them.
   K=0: the first trial with a strictly better objective is crowned at once.
 
+executors (--executor, docs/cluster.md): local (default) runs trials as process groups here;
+  ray runs each trial as a detached Ray actor asking for --cpus-per-trial CPUs on the cluster at
+  --ray-address (without it: a private Ray instance on this machine), with the same records,
+  timeouts and cancellation. Files land in the study directory (written directly where the
+  nodes see it, at --ray-shared-dir when they mount it elsewhere, else shipped back when the
+  trial ends). A node that dies mid-trial gives a 'lost' record (not counted, not told to the
+  optimizer, re-run by --rerun-interrupted); after a controller crash the same command adopts
+  the trials still running on the cluster: none runs twice.
+
+early stopping (--prune asha|median): trials race the validation set at --prune-fractions of
+  their budget (progress.jsonl beside result.json; confirmation runs excepted) and one whose
+  score falls below its rung's cut is stopped and recorded 'pruned' with that score as its
+  objective, its steps and checkpoints in metrics and its checkpoint model kept; it never
+  becomes champion and is told to the optimizer as a failure (a partial-budget score is not
+  comparable with finished trials'). Needs --objective race_score or validation_lap_rate.
+
 final test (unless --no-final-test): when the study ends normally (trials reached or converged)
   with a champion, the documented hand-tuned baseline (donkeyrl.rl.headtohead: PPO, mixed
   tracks, domain randomisation) is trained with the champion's step budget and seed by the
@@ -216,12 +232,50 @@ def register(subparsers: Any) -> None:
     a("--systematic-failures", type=_bounded_int(0, MAX_TRIALS), default=3, metavar="N",
       help="stop (exit 5) when the first N trials of a run all fail with the same error; 0 = "
       "never (default 3)")
+    g = p.add_argument_group("executor (where trials run; docs/cluster.md)")
+    g.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local: process groups on this machine (default); ray: each trial as a "
+                   "Ray actor on a Ray cluster (pip install 'donkeyrl[ray]')")
+    g.add_argument("--ray-address", default=None, metavar="HOST:PORT",
+                   help="the Ray cluster's address (with --executor ray; default: a private Ray "
+                   "instance on this machine)")
+    g.add_argument("--cpus-per-trial", type=positive_float, default=1.0, metavar="N",
+                   help="CPUs each trial asks the Ray cluster for (default 1)")
+    g.add_argument("--ray-shared-dir", type=Path, default=None, metavar="DIR",
+                   help="the study directory as the Ray nodes see it (a shared file system "
+                   "mounted elsewhere); default: the same path, or files shipped back where a "
+                   "node cannot see it")
+    g = p.add_argument_group("early stopping (docs/cluster.md)")
+    g.add_argument("--prune", choices=("none", "asha", "median"), default="none",
+                   help="stop hopeless trials at checkpoints of their budget: asha (successive "
+                   "halving: keep the top 1/eta of a rung), median (stop below the median of a "
+                   "rung), none (default)")
+    g.add_argument("--prune-fractions", type=_fractions, default=None, metavar="F,F,..",
+                   help="checkpoints (rungs) as fractions of each trial's budget "
+                   "(default 0.25,0.5,0.75)")
+    g.add_argument("--prune-eta", type=_bounded_int(2, 100), default=3, metavar="N",
+                   help="asha: keep the top 1/N of each rung (default 3)")
+    g.add_argument("--prune-min-trials", type=_bounded_int(1, MAX_TRIALS), default=3, metavar="N",
+                   help="stop nothing at a rung before N other trials reported there (default 3)")
     p.set_defaults(func=run)
+
+
+def _fractions(text: str) -> tuple[float, ...]:
+    """argparse type of --prune-fractions: fractions in (0, 1), comma-separated."""
+    from donkeyrl.rl.checkpoints import parse_fractions
+    try:
+        out = parse_fractions(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not out:
+        raise argparse.ArgumentTypeError("give at least one fraction (or --prune none)")
+    return out
 
 
 def build_config(args: argparse.Namespace) -> Any:
     """The StudyConfig of the parsed arguments (raises CLIError on inconsistent flags)."""
     from donkeyrl.research import PublishConfig, StudyConfig
+    from donkeyrl.research.pruning import PruneConfig
     from donkeyrl.research.trialcmd import DEFAULT_TRIAL_COMMAND, render_template
     if args.min_timesteps > args.max_timesteps:
         raise CLIError(f"--min-timesteps {args.min_timesteps} is larger than --max-timesteps "
@@ -240,6 +294,10 @@ def build_config(args: argparse.Namespace) -> Any:
         raise CLIError(f"--confirm-seeds {args.confirm_seeds} does not apply to --objective pareto "
                        "(no confirmation: a front is a set of trade-offs; use --confirm-seeds 0)")
     _check_tracks(args.track)
+    if args.executor != "ray":
+        for flag, value in (("--ray-address", args.ray_address), ("--ray-shared-dir", args.ray_shared_dir)):
+            if value is not None:
+                raise CLIError(f"{flag} needs --executor ray")
     name = args.name or f"research-{args.agent}"
     try:
         return StudyConfig(
@@ -260,7 +318,12 @@ def build_config(args: argparse.Namespace) -> Any:
                                   models=args.push_models, max_model_mb=args.push_max_mb,
                                   exclude=tuple(args.push_exclude), branch=args.git_branch),
             tensorboard=args.tensorboard, rerun_interrupted=args.rerun_interrupted,
-            preflight=not args.no_preflight, systematic_failures=args.systematic_failures)
+            preflight=not args.no_preflight, systematic_failures=args.systematic_failures,
+            executor=args.executor, ray_address=args.ray_address,
+            cpus_per_trial=args.cpus_per_trial, ray_shared_dir=args.ray_shared_dir,
+            prune=PruneConfig(rule=args.prune, reduction_factor=args.prune_eta,
+                              min_peers=args.prune_min_trials, objective=args.objective,
+                              **({"fractions": args.prune_fractions} if args.prune_fractions else {})))
     except ValueError as exc:
         raise CLIError(str(exc)) from None
 
@@ -369,6 +432,7 @@ def _champion_metrics(champ: Any) -> str:
 def run(args: argparse.Namespace) -> int:
     from donkeyrl.bo import SearchSpaceError
     from donkeyrl.research import Controller, StudyError, StudyLockedError
+    from donkeyrl.research.executors import ExecutorError
     from donkeyrl.research.preflight import PreflightError
     config = build_config(args)
     try:
@@ -380,7 +444,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     try:
         summary = controller.run()
-    except PreflightError as exc:
+    except (PreflightError, ExecutorError) as exc:
         raise CLIError(str(exc)) from None
     except StudyLockedError as exc:
         raise CLIError(str(exc), exit_code=3) from None

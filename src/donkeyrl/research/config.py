@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from donkeyrl.bo import Candidate
 
 from .champion import ChampionRule
+from .executors import EXECUTORS
+from .pruning import CHECKPOINT_OBJECTIVES, PruneConfig
 from .limits import MAX_CONFIRM_SEEDS, MAX_TIMESTEPS, MAX_TRIALS, MAX_WORKERS
 from .publish import PublishConfig
 from .records import PARETO, TrialRecord
@@ -96,6 +98,18 @@ class StudyConfig:
     """Seconds allowed for the dry run of one trial's command line (``--check``)."""
     systematic_failures: int = 3
     """Stop when the first this-many trials of a run all fail with the same error; 0 = never."""
+    executor: str = "local"
+    """Where trials run: ``local`` (process groups here) or ``ray`` (research/executors)."""
+    ray_address: str | None = None
+    """Address of the Ray cluster (``HOST:PORT``); None: a private Ray instance on this machine."""
+    cpus_per_trial: float = 1.0
+    """CPUs each trial asks the Ray cluster for."""
+    ray_shared_dir: Path | None = None
+    """The study directory as the Ray nodes see it (a shared file system mounted elsewhere);
+    None: the same path. Where the nodes cannot see it, files are shipped back."""
+    prune: PruneConfig = field(default_factory=PruneConfig)
+    """Early stopping of hopeless trials (research/pruning.py); its ``objective`` is this
+    study's."""
 
     def __post_init__(self) -> None:
         checks = [(1 <= self.trials <= MAX_TRIALS, f"trials={self.trials} must be in [1, {MAX_TRIALS}]"),
@@ -117,7 +131,19 @@ class StudyConfig:
                    "disables confirmation)"),
                   (not (self.objective == PARETO and self.until_converged),
                    "until_converged does not apply to the pareto objective (a front has no single "
-                   "optimum to converge to)")]
+                   "optimum to converge to)"),
+                  (self.executor in EXECUTORS,
+                   f"executor={self.executor!r} must be one of {', '.join(EXECUTORS)}"),
+                  (self.cpus_per_trial > 0, f"cpus_per_trial={self.cpus_per_trial} must be > 0"),
+                  (self.executor == "ray" or (self.ray_address is None and self.ray_shared_dir is None),
+                   "ray_address and ray_shared_dir need executor='ray'"),
+                  (not self.prune.enabled or self.objective in CHECKPOINT_OBJECTIVES,
+                   f"early stopping (prune={self.prune.rule!r}) needs an objective the training "
+                   f"checkpoints report ({', '.join(CHECKPOINT_OBJECTIVES)}), not "
+                   f"{self.objective!r}"),
+                  (not self.prune.enabled or self.prune.objective == self.objective,
+                   f"prune.objective={self.prune.objective!r} must be the study's objective "
+                   f"{self.objective!r}")]
         for ok, msg in checks:
             if not ok:
                 raise ValueError(msg)

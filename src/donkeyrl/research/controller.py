@@ -1,15 +1,19 @@
 """The autoresearch loop: propose, run, record, crown, publish; resume after any crash.
 
-One thread, one event loop. Trials are subprocesses (runner.py) polled every
-``poll_interval`` seconds, so timeouts, parallel workers and signals need no threads:
+One thread, one event loop. Trials run through an executor (research/executors: local process
+groups, or detached actors on a Ray cluster) and are polled every ``poll_interval`` seconds, so
+timeouts, parallel workers and signals need no threads; the controller never touches a trial's
+processes itself:
 
 0. Preflight (preflight.py, unless disabled): tracks, seed, trial program, git branch, the
    search space against the trainer's schema and a dry run of one trial's command line. A
    problem is a PreflightError before anything is created.
 1. Start: refuse study files that are not regular files (a directory or FIFO at
    ``results.jsonl``), lock the study dir, check that the journal can be appended to, read it
-   (reporting torn / corrupt lines), reap and record trials a crashed controller left running
-   (PID files) and trial directories without a record (a torn line), repair ``models/champion``
+   (reporting torn / corrupt lines), hand the trials a crashed controller left running (PID
+   files) to the executor, which adopts those that still run (Ray) and reaps the others, record
+   the ones not adopted and trial directories without a record (a torn line), repair
+   ``models/champion``
    to match the fold over the records, tell the optimizer every usable record plus warm-start
    data. Trial numbers continue after the highest one ever used (never reused).
 2. While fewer than ``trials`` trials are finished: keep up to ``workers`` trials running,
@@ -24,7 +28,10 @@ One thread, one event loop. Trials are subprocesses (runner.py) polled every
    noise), publish every ``--push-every`` trials (a failure goes to study.log and is retried),
    wait ``cooldown`` before the next launch. A confirmation in progress when ``trials`` is
    reached (or the optimizer converged) is still completed: at most ``confirm_seeds`` trials
-   past ``trials``.
+   past ``trials``. With early stopping (``prune``), every running trial but a confirmation
+   run is judged whenever it reports a checkpoint (pruning.py); one below its rung's cut is
+   cancelled and recorded ``pruned`` with its last score, steps and checkpoint model. A trial
+   whose machine died is recorded ``lost``: like ``interrupted``, not counted and not told.
 3. Stop on ``trials`` reached, convergence (``until_converged``), SIGINT/SIGTERM/SIGHUP (unless
    ignored, as under nohup), a systematic failure (the first ``systematic_failures`` trials of
    this run failed with the same error, or the trainer's result lacks the objective), or a
@@ -58,21 +65,29 @@ from .champion import ChampionFold, ChampionStore, Step
 from .config import LogReporter, Progress, Reporter, StudyConfig
 from .journal import Journal, JournalWriteError
 from .lock import StudyLock
+from donkeyrl.rl.checkpoints import ProgressPoint, format_fractions, read_progress, FRACTIONS_ENV
+
+from .executors import Executor, TrialHandle, make_executor
 from .pareto import ParetoProposer
 from .preflight import preflight
+from .pruning import PruneDecision, decide, unjudged_rung
 from .publish import Publisher
-from .records import PARETO_OBJECTIVES, RecordError, TrialRecord
-from .result import ParsedOutcome, clip_message, log_tail, parse_outcome, unused_params
-from .runner import LAUNCH_FILE, Finished, TrialProcess, TrialSpec, remove_trial_tmp
+from .records import NOT_RUN, PARETO_OBJECTIVES, RecordError, TrialRecord
+from .result import ParsedOutcome, check_model_path, clip_message, log_tail, parse_outcome, unused_params
+from .runner import LAUNCH_FILE, Finished, TrialSpec, progress_file, remove_trial_tmp
 from .space import check_space_tracks, default_space, fix_params, load_space
 from .study import (CONFIRM_FILE, StudyLog, StudyPaths, check_study_files, ensure_writable,
-                    recover_running, recover_unrecorded, remove_stale_temp_files, tell_records,
-                    used_trial_numbers, write_confirm_file, write_study_json)
+                    read_confirm_file, recover_running, recover_unrecorded,
+                    remove_stale_temp_files, tell_records, used_trial_numbers, write_confirm_file,
+                    write_study_json)
 from .trialcmd import TRACK_PARAMS, build_argv
 
 __all__ = ["Controller", "StudyError", "StudySummary", "LOW_DISK_BYTES"]
 
 log = logging.getLogger(__name__)
+
+PRUNE_CHECK_SEC = 0.25
+"""Least seconds between two looks at the running trials' checkpoints."""
 
 LOW_DISK_BYTES = 1 << 20
 """A failed trial with less free space than this (bytes) in the study directory is taken as a
@@ -147,11 +162,20 @@ class Controller:
         if config.init_model is not None:
             config, self.space, self.space_notes = _fine_tuning(config, self.space)
         check_space_tracks(self.space)
+        if config.prune.enabled and config.prune.objective != config.objective:
+            config = dataclasses.replace(config, prune=dataclasses.replace(
+                config.prune, objective=config.objective))
         self.cfg = config
         self.records: list[TrialRecord] = []
         self.warm_start: list[Path] = list(config.warm_start)
         self.fold = ChampionFold(config.champion_rule)
-        self.running: dict[int, TrialProcess] = {}
+        self.executor: Executor | None = None
+        self.running: dict[int, TrialHandle] = {}
+        self.checkpoints: dict[int, list[ProgressPoint]] = {}
+        """Checkpoint scores of every trial of the study (the history early stopping reads)."""
+        self._judged: dict[int, list[float]] = collections.defaultdict(list)
+        self._pruned: dict[int, tuple[PruneDecision, list[ProgressPoint]]] = {}
+        self._prune_at = 0.0
         self.confirming: dict[int, int] = {}
         """Running confirmation runs: trial number -> the trial they confirm."""
         self._reached = False
@@ -166,6 +190,7 @@ class Controller:
         self._new_records = 0
         self._run_outcomes: list[TrialRecord] = []
         self._disk_full = ""
+        self._ended_one = False
 
     # --- start-up -------------------------------------------------------------------------
     def _open(self) -> tuple[StudyLock, int]:
@@ -241,12 +266,22 @@ class Controller:
         for rec in self.records:
             self.fold.step(rec)
         known = {r.trial for r in self.records}
-        for rec in recover_running(self.paths, self.journal, known, objective=self.cfg.objective,
-                                   cwd=self.cwd, grace=self.cfg.kill_grace):
+        assert self.executor is not None
+        recovered, adopted = recover_running(self.paths, self.executor, known,
+                                             objective=self.cfg.objective, cwd=self.cwd)
+        for rec in recovered:
             self._mark(rec)
             self._append(rec)
             self._note(f"trial {rec.trial} was running when the previous controller stopped: "
                        f"recorded as {rec.run_status}")
+        for handle in adopted:
+            trial = handle.spec.trial
+            self.running[trial] = handle
+            confirms = read_confirm_file(self.paths.trial_dir(trial))
+            if confirms is not None:
+                self.confirming[trial] = confirms
+            self._note(f"trial {trial} still runs on the {self.executor.name} executor: adopted, "
+                       "its result will be recorded when it ends")
         for rec in recover_unrecorded(self.paths, known, objective=self.cfg.objective,
                                       cwd=self.cwd):
             self._mark(rec)
@@ -254,6 +289,9 @@ class Controller:
             self._note(f"trial {rec.trial} had no record in the journal: recovered from its "
                        f"directory as {rec.run_status}")
         self.next_trial = used_trial_numbers(self.paths, self.records) + 1
+        if self.cfg.prune.enabled:
+            self.checkpoints = {t: pts for t, d in self.paths.trial_dirs().items()
+                                if (pts := read_progress(progress_file(d)))}
         self._note(self.store.ensure(self.fold.champion))
         pending = self.fold.pending
         if pending is not None:
@@ -294,7 +332,7 @@ class Controller:
             if r.confirms is not None:  # pending confirmations are rebuilt from the fold
                 continue
             origin = r.rerun_of if r.rerun_of is not None else r.trial
-            if r.run_status != "interrupted":
+            if r.run_status not in NOT_RUN:
                 done.add(origin)
             elif origin not in first:
                 first[origin] = r
@@ -332,7 +370,7 @@ class Controller:
     # --- bookkeeping ------------------------------------------------------------------------
     @property
     def completed(self) -> int:
-        return sum(r.run_status != "interrupted" for r in self.records)
+        return sum(r.run_status not in NOT_RUN for r in self.records)
 
     def _progress(self) -> Progress:
         elapsed = time.monotonic() - self._t0
@@ -379,14 +417,15 @@ class Controller:
             result_file=self.paths.result_file(trial).resolve(),
             log_file=self.paths.trial_log(trial).resolve(),
             model_dir=save_dir, seed=seed, timeout=self.cfg.trial_timeout, cwd=self.cwd,
-            rerun_of=rerun_of)
+            rerun_of=rerun_of, env={FRACTIONS_ENV: format_fractions(
+                self.cfg.prune.fractions if self.cfg.prune.enabled and confirms is None else ())})
         made_dir = not save_dir.exists()
         try:
             if confirms is not None:  # before the launch: a recovered trial keeps its role
                 save_dir.mkdir(parents=True, exist_ok=True)
                 write_confirm_file(save_dir, confirms)
-            self.running[trial] = TrialProcess(spec, self.paths.running,
-                                               kill_grace=self.cfg.kill_grace)
+            assert self.executor is not None
+            self.running[trial] = self.executor.submit(spec)
         except OSError as exc:
             if made_dir:  # the runner rolled its files back; the directory was ours
                 for name in (CONFIRM_FILE, LAUNCH_FILE):
@@ -417,7 +456,7 @@ class Controller:
 
     def _victim_of_full_disk(self, spec: TrialSpec, parsed: ParsedOutcome) -> str:
         """Why a failed trial looks like it ran out of disk space, or ""."""
-        if parsed.run_status in ("ok", "interrupted", "timeout"):
+        if parsed.run_status in ("ok", "interrupted", "timeout", "pruned", "lost"):
             return ""
         text = f"{parsed.message} {log_tail(spec.log_file, n=20, limit=4000)}"
         match = _DISK_FULL.search(text)
@@ -434,6 +473,8 @@ class Controller:
     def _record(self, spec: TrialSpec, fin: Finished,
                 opt: Optimizer | ParetoProposer | None = None) -> TrialRecord:
         parsed = self._parse(spec, fin)
+        if parsed.run_status == "pruned":
+            self._fill_pruned(spec, parsed)
         disk = self._victim_of_full_disk(spec, parsed)
         if disk:
             parsed = ParsedOutcome("interrupted", clip_message(
@@ -463,18 +504,24 @@ class Controller:
         self._append(rec)
         self.confirming.pop(spec.trial, None)
         if spec.trial in self.running:
-            self.running.pop(spec.trial).remove_pid_file()
+            self.running.pop(spec.trial).release()
         remove_trial_tmp(spec.model_dir)
+        if self.cfg.prune.enabled:
+            points = read_progress(spec.progress_file)
+            if points:
+                self.checkpoints[spec.trial] = points
+            self._judged.pop(spec.trial, None)
         if step.crowned is not None:
             try:
                 self.store.install(step.crowned)
             except OSError as exc:  # repaired by ChampionStore.ensure at the next start
                 log.error("cannot install champion trial %d: %s", step.crowned.trial, exc)
-        if opt is not None and rec.run_status != "interrupted":
+        if opt is not None and rec.run_status not in NOT_RUN:
             self._tell(opt, [rec], "trial")
-        if rec.run_status != "interrupted":
+        if rec.run_status not in NOT_RUN:
             self._finished_this_run += 1
-            self._run_outcomes.append(rec)
+        if rec.run_status not in NOT_RUN and rec.run_status != "pruned":
+            self._run_outcomes.append(rec)  # a pruned trial says nothing about the setup
         if parsed.missing_objective is not None and not any(
                 r.value_of(self.cfg.objective) is not None for r in self.records):
             self.failure = (f"the trainer's result has no {self.cfg.objective!r}; choose "
@@ -483,6 +530,44 @@ class Controller:
         self._log_record(rec)
         self._announce(rec, step)
         return rec
+
+    def _fill_pruned(self, spec: TrialSpec, parsed: ParsedOutcome) -> None:
+        """A pruned trial's record fields: its last score, steps, checkpoints and model."""
+        decision, points = self._pruned.pop(spec.trial, (None, read_progress(spec.progress_file)))
+        parsed.metrics = {"checkpoints": [p.to_dict() for p in points]}
+        if decision is not None:
+            parsed.objective = decision.score
+            parsed.metrics.update(pruned_steps=decision.steps, pruned_fraction=decision.fraction,
+                                  pruned_cut=decision.cut)
+        model = spec.model_dir / "model.zip"
+        if not check_model_path(model, spec.model_dir):
+            parsed.model_path = model
+
+    def _check_pruning(self, opt: Optimizer | ParetoProposer) -> None:
+        """Judge every running trial that reported a new checkpoint; stop those below the cut."""
+        cfg = self.cfg.prune
+        if not cfg.enabled or time.monotonic() < self._prune_at:
+            return
+        self._prune_at = time.monotonic() + PRUNE_CHECK_SEC
+        for trial, handle in list(self.running.items()):
+            if trial in self.confirming:  # a confirmation run is judged by its full budget
+                continue
+            points = handle.progress()
+            if not points:
+                continue
+            self.checkpoints[trial] = points
+            point = unjudged_rung(points, cfg.fractions, self._judged[trial])
+            if point is None:
+                continue
+            self._judged[trial].append(point.fraction)
+            decision = decide(cfg, trial, point, self.checkpoints)
+            if decision is None:
+                continue
+            fin = handle.poll()  # it may have ended meanwhile: then it is recorded as it ended
+            if fin is None:
+                self._pruned[trial] = (decision, points)
+                fin = handle.cancel("pruned", decision.message)
+            self._after_trial(handle.spec, fin, opt)
 
     def _check_systematic(self) -> None:
         """Set ``failure`` when the first N trials of this run failed the same way."""
@@ -521,7 +606,7 @@ class Controller:
 
     def _propose(self, opt: Optimizer | ParetoProposer, n: int,
                  first_trial: int) -> list[dict[str, Any]]:
-        pending = [tp.spec.params for tp in self.running.values()]
+        pending = [h.spec.params for h in self.running.values()]
         try:
             proposals = opt.ask_batch(n, pending)
         except Exception as exc:
@@ -558,7 +643,17 @@ class Controller:
         """Run the study until it stops; raises PreflightError, StudyError or StudyLockedError
         on setup errors (nothing created or changed for a PreflightError)."""
         notes = preflight(self.cfg, self.space, self.cwd) if self.cfg.preflight else []
-        lock, problems = self._open()
+        self.executor = make_executor(self.cfg.executor, study_dir=self.paths.root,
+                                      kill_grace=self.cfg.kill_grace,
+                                      **({"address": self.cfg.ray_address,
+                                          "cpus_per_trial": self.cfg.cpus_per_trial,
+                                          "shared_dir": self.cfg.ray_shared_dir}
+                                         if self.cfg.executor == "ray" else {}))
+        try:
+            lock, problems = self._open()
+        except BaseException:
+            self.executor.close()
+            raise
         for n in notes:
             self._note(n)
         handlers: dict[int, Any] = {}
@@ -570,10 +665,13 @@ class Controller:
         try:
             self._loop()
         finally:
-            self._shutdown()
-            for signum, h in handlers.items():
-                signal.signal(signum, h)
-            lock.release()
+            try:
+                self._shutdown()
+            finally:
+                self.executor.close()
+                for signum, h in handlers.items():
+                    signal.signal(signum, h)
+                lock.release()
         if not self.failure and not self.stop_reason.startswith("stopped by ") \
                 and self.completed and not any(r.run_status == "ok" for r in self.records):
             self.failure = self._nothing_succeeded()
@@ -587,7 +685,7 @@ class Controller:
                             pareto_front=tuple(self.fold.front))
 
     def _nothing_succeeded(self) -> str:
-        finished = [r for r in self.records if r.run_status != "interrupted"]
+        finished = [r for r in self.records if r.run_status not in NOT_RUN]
         counts = collections.Counter(r.run_status for r in finished)
         common = collections.Counter(failure_signature(r) for r in finished).most_common(1)
         example = next((r for r in reversed(finished) if failure_signature(r) == common[0][0]),
@@ -636,21 +734,18 @@ class Controller:
                     for params in self._propose(opt, n, self.next_trial):
                         self._launch(self.next_trial, params)
                         self.next_trial += 1
-            for tp in list(self.running.values()):
-                fin = tp.poll()
+            self._check_pruning(opt)
+            for handle in list(self.running.values()):
+                fin = handle.poll()
                 if fin is None:
                     continue
-                self._record(tp.spec, fin, opt)
-                if self._disk_full:
-                    raise StudyError(f"the disk of {self.paths.root} is full ({self._disk_full}); "
-                                     f"trial {tp.spec.trial} was recorded as interrupted. Free "
-                                     "space and re-run the same command to resume")
+                self._after_trial(handle.spec, fin, opt)
+            if self.failure:
+                self.stop_reason = "systematic failure"
+                return
+            if self._ended_one:
+                self._ended_one = False
                 not_before = time.monotonic() + self.cfg.cooldown
-                self._publish()
-                self._check_systematic()
-                if self.failure:
-                    self.stop_reason = "systematic failure"
-                    return
                 if self.cfg.until_converged and not converged and isinstance(opt, Optimizer):
                     conv = opt.converged()
                     if conv.converged:
@@ -661,6 +756,18 @@ class Controller:
                 self.stop_reason = "converged" if converged else f"{self.cfg.trials} trials done"
                 break
             time.sleep(self.cfg.poll_interval)
+
+    def _after_trial(self, spec: TrialSpec, fin: Finished,
+                     opt: Optimizer | ParetoProposer) -> None:
+        """Record a trial that ended, publish, check for a systematic failure."""
+        self._record(spec, fin, opt)
+        if self._disk_full:
+            raise StudyError(f"the disk of {self.paths.root} is full ({self._disk_full}); "
+                             f"trial {spec.trial} was recorded as interrupted. Free "
+                             "space and re-run the same command to resume")
+        self._ended_one = True
+        self._publish()
+        self._check_systematic()
 
     def _commit_message(self) -> str:
         champ = self.champion
@@ -674,14 +781,14 @@ class Controller:
         """Kill and record running trials, publish once more; never leaves a child behind."""
         reason = self.stop_reason or "controller error"
         # kill everything first, so that no failure while recording can leave a child behind
-        killed = [(tp, tp.kill("interrupted", f"{reason} while the trial ran"))
-                  for tp in list(self.running.values())]
-        for tp, fin in killed:
+        killed = [(h, h.cancel("interrupted", f"{reason} while the trial ran"))
+                  for h in list(self.running.values())]
+        for h, fin in killed:
             try:
-                self._record(tp.spec, fin)
+                self._record(h.spec, fin)
             except Exception as exc:
-                log.error("trial %d not recorded: %s", tp.spec.trial, exc)
-                self.running.pop(tp.spec.trial, None)
+                log.error("trial %d not recorded: %s", h.spec.trial, exc)
+                self.running.pop(h.spec.trial, None)
         if self.publisher.enabled and (self._new_records or self.publisher.retry):
             self._publish(final=True)
         self._note(f"controller stopped: {reason}; {self.completed}/{self.cfg.trials} trials, "

@@ -6,7 +6,11 @@ Schema (every key is always present; values may be null):
 - ``timestamp`` (str): ISO-8601 local time the record was written.
 - ``params`` (dict): the hyperparameters proposed for the trial, plus every hyperparameter the
   trainer reported it actually used (``params`` of the result file) under ``used_params``.
-- ``run_status`` (str): ``ok`` or a failure kind, see ``STATUSES``.
+- ``run_status`` (str): ``ok`` or a failure kind, see ``STATUSES``. A ``pruned`` trial (early
+  stopping, research/pruning.py) carries its last checkpoint score as ``objective`` and, in
+  ``metrics``, ``pruned_steps``, ``pruned_fraction``, ``pruned_cut`` and ``checkpoints`` (its
+  progress-file lines); its ``model_path`` is the model saved at that checkpoint. It is never
+  usable (never champion) and the optimizer is told it as a failure.
 - ``message`` (str): why a trial failed (or a note for an ok one); empty when nothing to say.
 - ``objective_name`` (str) / ``objective`` (float | null): the value the optimizer maximises
   (``race_score`` by default). Under ``--objective pareto`` the name is ``pareto`` and
@@ -67,7 +71,7 @@ from collections.abc import Mapping
 
 from .files import MAX_JSON_DEPTH, json_depth
 
-__all__ = ["TrialRecord", "STATUSES", "FAILED", "now_iso", "RecordError", "OBJECTIVE_RANGES",
+__all__ = ["TrialRecord", "STATUSES", "FAILED", "NOT_RUN", "now_iso", "RecordError", "OBJECTIVE_RANGES",
            "MAX_ABS_OBJECTIVE", "implausible", "PARETO", "PARETO_OBJECTIVES", "PARETO_RANK"]
 
 STATUSES = {
@@ -78,14 +82,22 @@ STATUSES = {
     "bad_result": "the result file is not valid JSON, misses fields or names a missing model",
     "nan": "the objective is NaN or infinite",
     "interrupted": "the controller stopped (Ctrl-C, SIGTERM, crash) while the trial ran",
+    "pruned": "stopped early: its checkpoint score fell below its rung's cut (--prune); "
+              "objective = that partial-budget score, model = the checkpoint's",
+    "lost": "the machine running the trial died (a Ray worker node, or its actor vanished)",
     "error": "the trainer reported an error",
     "diverged": "the trainer reported that training diverged",
     "sim_disconnected": "the trainer lost the simulator",
 }
 """Known ``run_status`` values; a trainer may report other failure kinds, kept verbatim."""
 
-FAILED = frozenset(STATUSES) - {"ok", "interrupted"}
-"""Statuses that tell the optimizer "this point failed" (``interrupted`` tells it nothing)."""
+NOT_RUN = frozenset({"interrupted", "lost"})
+"""Statuses of trials that did not run to a verdict for reasons outside their params: not
+counted towards ``--trials``, told nothing to the optimizer, re-run by ``--rerun-interrupted``."""
+
+FAILED = frozenset(STATUSES) - {"ok"} - NOT_RUN
+"""Statuses that tell the optimizer "this point failed" (``interrupted`` and ``lost`` tell it
+nothing; ``pruned`` is told as a failure, see study.tell_records)."""
 
 
 class RecordError(ValueError):

@@ -31,11 +31,11 @@ from typing import Any
 
 from donkeyrl.bo import Optimizer, SearchSpaceError
 
-from .journal import Journal
+from .executors import Executor, TrialHandle
 from .files import check_regular_or_absent, read_regular, write_json_atomic
-from .records import TrialRecord, implausible, now_iso
+from .records import NOT_RUN, TrialRecord, implausible, now_iso
 from .result import parse_outcome
-from .runner import LAUNCH_FILE, read_pid_files, reap_leftover, remove_trial_tmp
+from .runner import LAUNCH_FILE, read_pid_files, remove_trial_tmp
 
 __all__ = ["StudyPaths", "StudyLog", "recover_running", "recover_unrecorded", "tell_records",
            "write_study_json", "check_study_files", "used_trial_numbers", "remove_stale_temp_files",
@@ -155,26 +155,38 @@ def write_study_json(paths: StudyPaths, info: dict[str, Any],
     return warnings, files
 
 
-def recover_running(paths: StudyPaths, journal: Journal, known: set[int], *, objective: str,
-                    cwd: Path, grace: float) -> list[TrialRecord]:
-    """Reap trials a crashed controller left running and record each one exactly once.
+def recover_running(paths: StudyPaths, executor: Executor, known: set[int], *, objective: str,
+                    cwd: Path) -> tuple[list[TrialRecord], list[TrialHandle]]:
+    """Deal with every trial a previous controller left running; each is recorded exactly once.
 
-    A trial already in the journal only loses its PID file. Otherwise, if its result file is
-    complete the real result is recorded (the controller died after the trial finished);
-    if not, an ``interrupted`` record is written. The PID file goes last, so a crash during
+    The executor (research/executors) decides what is left of each: a trial that still runs
+    (on a Ray cluster: its detached actor) is *adopted*: returned as a handle, its PID file
+    kept, its number added to ``known``; the controller waits for it like for its own. Local
+    leftovers are reaped by identity. For a trial that is not adopted: already in the journal,
+    it only loses its PID file; otherwise, if its result file is complete the real result is
+    recorded (the controller died after the trial finished), if not an ``interrupted`` record
+    is written (``lost`` when its Ray actor vanished). The PID file goes last, so a crash during
     recovery is itself recovered on the next start.
     """
-    out = []
-    for info in read_pid_files(paths.running):
-        trial = int(info["trial"])
-        log.warning("previous controller left trial %d: %s", trial, reap_leftover(info, grace))
+    out: list[TrialRecord] = []
+    adopted: list[TrialHandle] = []
+    for found in executor.recover(paths.running, set(known)):
+        trial = found.trial
+        if found.handle is not None:
+            log.warning("previous controller left trial %d: %s", trial, found.note)
+            adopted.append(found.handle)
+            known.add(trial)
+            continue
+        log.warning("previous controller left trial %d: %s", trial, found.note)
         if trial not in known:
-            out.append(_recovered(paths, trial, info, objective=objective, cwd=cwd,
-                                  why="the controller stopped while the trial ran"))
+            why = ("the controller stopped while the trial ran" if found.status == "interrupted"
+                   else found.note)
+            out.append(_recovered(paths, trial, found.info, objective=objective, cwd=cwd,
+                                  why=why, status=found.status))
             known.add(trial)
         remove_trial_tmp(paths.trial_dir(trial))
-        Path(info["_path"]).unlink(missing_ok=True)
-    return out
+        Path(found.info["_path"]).unlink(missing_ok=True)
+    return out, adopted
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -182,9 +194,10 @@ def _int_or_none(value: Any) -> int | None:
 
 
 def _recovered(paths: StudyPaths, trial: int, info: dict[str, Any], *, objective: str, cwd: Path,
-               why: str) -> TrialRecord:
+               why: str, status: str = "interrupted") -> TrialRecord:
     """The record of a trial found at start-up without one: its real result if complete,
-    else ``interrupted``. ``info`` holds params/seed/log_file (PID file or launch.json)."""
+    else ``status`` (``interrupted``, or ``lost`` for a Ray trial whose actor vanished).
+    ``info`` holds params/seed/log_file (PID file or launch.json)."""
     raw = info.get("params")
     params: dict[str, Any] = dict(raw) if isinstance(raw, dict) else {}
     seed, rerun_of = _int_or_none(info.get("seed")), _int_or_none(info.get("rerun_of"))
@@ -194,7 +207,7 @@ def _recovered(paths: StudyPaths, trial: int, info: dict[str, Any], *, objective
     parsed = parse_outcome(result_file, 0, objective=objective, cwd=cwd,
                            trial_dir=paths.trial_dir(trial))
     if parsed.run_status in ("no_result", "bad_result") and not result_file.exists():
-        return TrialRecord(trial, dict(params), "interrupted", f"{why} (found at restart)",
+        return TrialRecord(trial, dict(params), status, f"{why} (found at restart)",
                            objective_name=objective, seed=seed, log_path=log_path,
                            rerun_of=rerun_of, confirms=confirms)
     return TrialRecord(
@@ -293,13 +306,17 @@ def tell_records(opt: Optimizer, records: list[TrialRecord], objective: str,
                  source: str) -> tuple[int, int]:
     """Tell the optimizer every record it should learn from; returns (told, skipped).
 
-    ``interrupted`` records tell nothing (the point was never evaluated) and reward-hacking
-    trials are kept out of the surrogate. Failures are told as failures (see donkeyrl.bo).
-    Records whose params do not fit the current space are skipped with a warning.
+    ``interrupted`` and ``lost`` records tell nothing (the point was never evaluated) and
+    reward-hacking trials are kept out of the surrogate. Failures are told as failures (see
+    donkeyrl.bo), and so are ``pruned`` trials: their objective is a partial-budget checkpoint
+    score, not comparable with finished trials' (docs/cluster.md, "Early stopping"), so the
+    optimizer learns only "not worth finishing": never proposed again, imputed at the worst
+    successful value once the GP exists. Records whose params do not fit the current space are
+    skipped with a warning.
     """
     told = skipped = 0
     for rec in records:
-        if rec.run_status == "interrupted" or rec.reward_hacking:
+        if rec.run_status in NOT_RUN or rec.reward_hacking:
             continue
         value, status = None, rec.run_status
         if status == "ok":
