@@ -1,6 +1,6 @@
 """Cost of a fresh procedural track, the dense raster renderer against the tiled one, in one run.
 
-Run:  .venv/bin/python benchmarks/track_switch.py [--seeds 20] [--rounds 3] [--env-seconds 4] [--json]
+Run:  .venv/bin/python benchmarks/track_switch.py [--seeds 20] [--rounds 3] [--warm 40] [--env-seconds 4] [--json]
 
 The ``procedural`` and ``mixed`` training regimes put each car on a new procedural track every
 episode, so everything a new track needs before its first frame is paid once per episode. Per
@@ -134,15 +134,19 @@ def compare_frames(old: ModuleType, track: Track, cams: list[CameraConfig], k: i
     return n, diff, worst
 
 
-def per_track(old: ModuleType, seeds: list[int], rounds: int) -> dict[str, Any]:
-    """Per-track costs of both paths (alternating, fresh Track objects each time) and frame checks."""
+def per_track(old: ModuleType, seeds: list[int], rounds: int, warm: int) -> dict[str, Any]:
+    """Per-track costs of both paths (alternating, fresh Track objects each time) and frame checks,
+    after ``warm`` other tracks went through both simulators."""
     cam = CameraConfig(width=64, height=32, grey=True, crop_top=1 / 3)   # the default training image
     first = generate_track(seeds[0])
     with renderer_class(old.camera.Renderer):
         sims = {"old": Simulator(first, N_CARS, camera=cam)}
     sims["new"] = Simulator(first, N_CARS, camera=cam)
-    for sim in sims.values():   # compile and warm up
+    for sim in sims.values():   # compile, then reach the steady state: atlases past their budget once
         sim.render(0)
+        for k, seed in enumerate(training_seeds(warm, seed=1)):
+            sim.set_track(generate_track(seed), car=k % N_CARS)
+            sim.render(k % N_CARS)
     old.raster.build_raster(first)
     new_raster.build_raster(first)
     keys = ("generate", "set_track", "first_frame", "raster_only")
@@ -170,7 +174,7 @@ def per_track(old: ModuleType, seeds: list[int], rounds: int) -> dict[str, Any]:
                     if key == "generate":
                         track = res
                 mb[path].append(res.nbytes / 1e6)
-    out: dict[str, Any] = {"tracks_per_path": len(seeds) * rounds}
+    out: dict[str, Any] = {"tracks_per_path": len(seeds) * rounds, "warm_up_tracks": warm}
     for path, row in rows.items():
         for u in ("ms", "cpu_ms"):
             row[f"total_{u}"] = list(np.add(np.add(row[f"generate_{u}"], row[f"set_track_{u}"]),
@@ -261,6 +265,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=20, help="procedural tracks (training-stream seeds)")
     ap.add_argument("--rounds", type=int, default=3, help="passes over the seeds (fresh Tracks each time)")
+    ap.add_argument("--warm", type=int, default=40, help="tracks through both simulators before timing "
+                    "(steady state: the new atlas passes its byte budget once)")
     ap.add_argument("--env-seconds", type=float, default=4.0, help="driving time per env and round (s)")
     ap.add_argument("--env-rounds", type=int, default=3, help="alternating env-only rounds")
     ap.add_argument("--old-rev", default=OLD_REV, help="git revision of the dense-raster renderer "
@@ -271,7 +277,7 @@ def main() -> int:
                            "load_avg_1min_before": round(os.getloadavg()[0], 2)}
     old = load_old(args.old_rev)
     seeds = training_seeds(args.seeds)
-    res.update(per_track(old, seeds, args.rounds))
+    res.update(per_track(old, seeds, args.rounds, args.warm))
     res.update(frame_cost(old, seeds))
     res.update(env_only(old, args.env_seconds, args.env_rounds))
     res["load_avg_1min_after"] = round(os.getloadavg()[0], 2)

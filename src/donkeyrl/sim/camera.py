@@ -180,15 +180,16 @@ class RenderAtlas:
     keeps no raster objects: what it holds is bounded by its owner's budget.
     """
 
-    def __init__(self, max_bytes: int = 96 * 2**20) -> None:
+    def __init__(self, max_bytes: int = 64 * 2**20) -> None:
         """``max_bytes``: the track data the owner keeps before dropping unused tracks; the
-        buffers get room for a quarter more (they double if a track still does not fit)."""
+        buffers get room for half as much again, for the track added past the budget (they
+        double if one still does not fit)."""
         self._slots: dict[int, int] = {}
         self._entries: list[_Slot] = []
         tile_bytes = (TILE + 1) ** 2 * 2 * 4
         self._arenas = {
-            "tidx": _Arena((), np.int32, max_bytes // 64 // 4),
-            "tiles": _Arena((TILE + 1, TILE + 1, 2), np.float32, max_bytes * 5 // 4 // tile_bytes),
+            "tidx": _Arena((), np.int32, max_bytes // 32 // 4),
+            "tiles": _Arena((TILE + 1, TILE + 1, 2), np.float32, max_bytes * 3 // 2 // tile_bytes),
             "tabs": _Arena((), np.float32, max_bytes // 32 // 4),
             "zarr": _Arena((rk.N_ZCOLS,), np.float64, 1024),
             "cones": _Arena((4,), np.float64, 1024),
@@ -293,7 +294,7 @@ class Renderer:
     MAX_SLOTS = 64
     #: Most bytes of track data kept packed before unused tracks are dropped (a procedural
     #: track's raster is 1-5 MB; see benchmarks/README.md, "Track switch").
-    MAX_ATLAS_BYTES = 96 * 2**20
+    MAX_ATLAS_BYTES = 64 * 2**20
 
     def __init__(self, track: Track, camera: CameraConfig | None = None,
                  appearance: Appearance | None = None) -> None:

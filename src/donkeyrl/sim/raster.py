@@ -84,7 +84,7 @@ SCAN_MARGIN = 1.0e-3
 #: bisector wedge; sharper turns (over 60 degrees) scan the whole half-disc behind the vertex.
 MIN_TURN_COS = 0.5
 #: Most bytes of rasters kept by the cache beyond those whose tracks are in use elsewhere.
-RASTER_CACHE_BYTES = 256 * 2**20
+RASTER_CACHE_BYTES = 128 * 2**20
 #: Zone flags (bits of ``zone_flags``): between the road edges; a centre-kind marking (for the
 #: look's dash mode); ground beyond the left / right wall.
 ZF_SURFACE, ZF_CENTRE, ZF_BEYOND_L, ZF_BEYOND_R = 1, 2, 4, 8
