@@ -211,7 +211,7 @@ def test_atlas_memory_stays_bounded_over_many_fresh_tracks(monkeypatch: pytest.M
     r = Renderer(generate_track(3_000_000), cam)
     capacity = len(r.atlas._arenas["tiles"].buf)
     # the builder's scratch grows to the largest track seen (bounded); start it at its largest
-    monkeypatch.setattr(R, "_SCRATCH", [np.empty((20_000, R.TILE, R.TILE))])
+    monkeypatch.setattr(R._SCRATCH, "best", np.empty((20_000, R.TILE, R.TILE)))
     tracemalloc.start()
     try:
         traced = []

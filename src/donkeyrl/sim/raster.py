@@ -41,16 +41,21 @@ to cover the vertex wedges on the outside of a bend (where two segments tie) and
 margin (see :func:`_segment_quad`). Each node is then evaluated about once or twice, by the same
 arithmetic as the brute force, so the result is identical.
 
-Memory: the grid spacing grows with the track's bounding box so that the (virtual) grid never
-exceeds ``MAX_CELLS`` nodes; a 2,800-unit track gets about 0.6-unit cells, a small loop 0.25
-(kept from the dense grid this replaced, so frames did not change). Rasters are cached (weakly,
-per Track object, and at most ``RASTER_CACHE_BYTES`` in all), so many renderers and cars share one.
+Memory: the grid spacing grows with the track's bounding box so that the (virtual) dense grid
+never exceeds ``MAX_CELLS`` nodes; a 2,800-unit track gets about 0.6-unit cells, a small loop 0.25
+(kept from the dense grid this replaced, so frames did not change). A procedural track's tiles
+take 1-5 MB. A renderer plans a track (:func:`plan_raster`: which tiles, the zone tables) and has
+the values computed straight into its own buffers (:func:`fill_tiles`), keeping no raster;
+:func:`get_raster` builds a standalone :class:`TrackRaster` and caches it per Track object (an
+LRU of at most ``RASTER_CACHE_BYTES``, forgetting a raster when its Track dies), for sharing and
+for tools.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import threading
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, fields
@@ -83,7 +88,7 @@ SCAN_MARGIN = 1.0e-3
 #: Smallest cosine of the turn between two segments for which a segment's scan stops at the
 #: bisector wedge; sharper turns (over 60 degrees) scan the whole half-disc behind the vertex.
 MIN_TURN_COS = 0.5
-#: Most bytes of rasters kept by the cache beyond those whose tracks are in use elsewhere.
+#: Most bytes of rasters the :func:`get_raster` cache keeps (least recently used ones go first).
 RASTER_CACHE_BYTES = 128 * 2**20
 #: Zone flags (bits of ``zone_flags``): between the road edges; a centre-kind marking (for the
 #: look's dash mode); ground beyond the left / right wall.
@@ -216,10 +221,6 @@ class _RasterCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def clear(self) -> None:
-        self._entries.clear()
-        self.nbytes = 0
-
 
 _CACHE = _RasterCache(RASTER_CACHE_BYTES)
 
@@ -305,9 +306,9 @@ def fill_tiles(plan: RasterPlan, track: Track, out: np.ndarray) -> None:
     if out.shape != (plan.ntiles, TILE + 1, TILE + 1, 2) or out.dtype != np.float32:
         raise ValueError(f"out must be float32 of shape {(plan.ntiles, TILE + 1, TILE + 1, 2)}, "
                          f"got {out.dtype} {out.shape}")
-    if _SCRATCH[0].shape[0] < plan.ntiles:
-        _SCRATCH[0] = np.empty((max(plan.ntiles, int(1.25 * _SCRATCH[0].shape[0])), TILE, TILE))
-    best = _SCRATCH[0][:plan.ntiles]
+    if _SCRATCH.best.shape[0] < plan.ntiles:
+        _SCRATCH.best = np.empty((max(plan.ntiles, int(1.25 * _SCRATCH.best.shape[0])), TILE, TILE))
+    best = _SCRATCH.best[:plan.ntiles]
     best.fill(np.inf)
     out.reshape(-1).view(np.uint64).fill(_FAR_NODE)
     _fill_tiles(track.points, track.s, plan.length, plan.closed, plan.ox, plan.oz, plan.h, plan.band, plan.nz,
@@ -631,9 +632,15 @@ def _mark_tiles(points, closed, ox, oz, h, band, nz, nx, tindex):  # pragma: no 
                     tindex[tj - 1, ti] = 0
 
 
-#: Scratch of the tiled builder (nearest squared distance per node), reused across builds: a
-#: fresh multi-megabyte array per track cost more in page faults than the distances themselves.
-_SCRATCH: list[np.ndarray] = [np.empty((0, TILE, TILE))]
+class _Scratch(threading.local):
+    """Per-thread scratch of the tiled builder (nearest squared distance per node), reused across
+    builds: a fresh multi-megabyte array per track cost more in page faults than the distances
+    themselves. It grows to the largest track built (about 4 MB for a 1,600-unit track)."""
+
+    best: np.ndarray = np.empty((0, TILE, TILE))
+
+
+_SCRATCH = _Scratch()
 
 
 @nb.njit(cache=True, error_model="numpy")
