@@ -15,7 +15,8 @@ from donkeyrl.cli import main
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real PPO model (continuous actions, 3 stacked frames) trained for a few hundred steps."""
     d = tmp_path_factory.mktemp("model")
-    assert main(["train", "--agent", "ppo", "--actions", "continuous", "--timesteps", "256", "--n-envs", "1",
+    assert main(["train", "--agent", "ppo", "--actions", "continuous", "--throttle-min", "0.2", "--timesteps", "256",
+                 "--n-envs", "1",
                  "--n-steps", "64", "--batch-size", "32", "--frame-stack", "3", "--eval-episodes", "0",
                  "--validation", "false", "--save-dir", str(d)]) == 0
     return d

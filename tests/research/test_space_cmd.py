@@ -19,7 +19,7 @@ def test_default_space_per_agent(agent):
     spec = space.to_dict()
     assert spec["timesteps"]["low"] == 3000 and spec["timesteps"]["high"] == 9000
     assert "learning_rate" in spec and "gamma" in spec
-    assert ("n_steer" in spec) == (agent in ("ppo", "dqn"))
+    assert ("n_steer" in spec) == (agent == "dqn")
     assert list(spec)[:2] == ["learning_rate", "timesteps"]
     for p in space.sample(0, 50):
         assert 3000 <= p["timesteps"] <= 9000
@@ -36,12 +36,10 @@ def test_default_spaces_keep_their_documented_values_and_order():
     lr = {"type": "float", "low": 1e-5, "high": 3e-3, "log": True}
     gamma = {"type": "float", "low": 0.9, "high": 0.999, "log": False}
     ts = {"type": "int", "low": 5000, "high": 20000, "log": False}
-    grid = {"n_steer": {"type": "int", "low": 3, "high": 9, "log": False},
-            "n_throttle": {"type": "int", "low": 1, "high": 5, "log": False}}
     ppo = default_space("ppo").to_dict()
     assert list(ppo) == [*list(ppo)[:len(ppo) - len(driving)], *driving]
     assert list(ppo.items())[:len(ppo) - len(driving)] == list({
-        "learning_rate": lr, "timesteps": ts, "actions": {"type": "fixed", "value": "discrete"}, **grid,
+        "learning_rate": lr, "timesteps": ts,
         "n_steps": {"type": "categorical", "choices": [64, 128, 256, 512]},
         "ent_coef": {"type": "float", "low": 1e-4, "high": 0.05, "log": True},
         "batch_size": {"type": "categorical", "choices": [32, 64, 128]}, "gamma": gamma}.items())

@@ -111,11 +111,12 @@ def test_nested_file_round_trip(tmp_path):
 def test_old_flat_files_still_load(tmp_path):
     (tmp_path / "trial_config.json").write_text(json.dumps(OLD_SAC))
     sac = TrialConfig.load(tmp_path)
-    assert sac == TrialConfig(agent="sac", tracks=("oval", "warren"), learning_rate=5e-4, timesteps=1000, seed=3)
+    assert sac == TrialConfig(agent="sac", tracks=("oval", "warren"), learning_rate=5e-4, timesteps=1000, seed=3,
+                              throttle_min=0.2)  # the old file's own value, not today's default
     assert sac.algo == SACParams(learning_rate=5e-4)
     # the old format accepted DQN with PPO's n_epochs / gae_lambda and ignored them: dropped on load
     dqn = TrialConfig.from_dict(OLD_DQN)
-    assert dqn == TrialConfig(agent="dqn", n_steer=3, n_throttle=2)
+    assert dqn == TrialConfig(agent="dqn", n_steer=3, n_throttle=2, throttle_min=0.2)
     with pytest.raises(ValueError, match="unknown trial config keys"):
         TrialConfig.from_dict({**OLD_DQN, "bogus": 1})
     with pytest.raises(ValueError, match="unknown trial config format 7"):

@@ -119,9 +119,11 @@ class EnvConfig(_Section):
     """Episode ends when |cte| exceeds this (simulator units); also scales the centring term."""
     steer_limit: float = param(1.0, low=0.05, high=1.0, target="env")
     """Steering range is [-steer_limit, steer_limit]."""
-    throttle_min: float = param(0.2, low=-1.0, high=1.0, target="env")
-    """Minimum throttle: a clamp that keeps the car moving (with 0, deterministic policies were
-    measured to stall at the standing start of some evaluation episodes)."""
+    throttle_min: float = param(0.0, low=-1.0, high=1.0, target="env")
+    """Minimum throttle; below 0 the policy can brake. 0 by default: with the calibrated car
+    (top speed ~209 units/s) any positive minimum keeps accelerating, so a policy could never
+    slow down for a bend (throttle 0.2 reaches 30 units/s in 10 s and still climbs); the progress
+    watchdog ends episodes of a car that stalls."""
     throttle_max: float = param(1.0, low=-1.0, high=1.0, target="env")
     """Maximum throttle."""
     domain_randomization: bool = param(False, target="env")
