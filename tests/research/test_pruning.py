@@ -45,7 +45,7 @@ def test_median_cut():
 
 
 def test_asha_decision_by_hand():
-    cfg = PruneConfig(rule="asha", reduction_factor=3, min_peers=3)
+    cfg = PruneConfig(rule="asha", reduction_factor=3, min_peers=3, min_delta=0)
     # trial 9 reports 35 at 1/4: scores 5,10,25,30,35,40,50 -> top 7 // 3 = 2 -> cut 40 -> stop
     d = decide(cfg, 9, pt(0.25, 35.0, steps=250), HISTORY)
     assert d is not None and d.cut == 40 and d.score == 35 and d.peers == 6 and d.steps == 250
@@ -58,7 +58,7 @@ def test_asha_decision_by_hand():
 
 
 def test_median_decision_by_hand():
-    cfg = PruneConfig(rule="median", min_peers=3)
+    cfg = PruneConfig(rule="median", min_peers=3, min_delta=0)
     # peers at 1/4 (trial 3 excluded): 5, 10, 30, 40, 50 -> median 30 -> 25 stops
     d = decide(cfg, 3, pt(0.25, 25.0), HISTORY)
     assert d is not None and d.cut == 30 and d.peers == 5
@@ -76,8 +76,26 @@ def test_too_few_peers_none_rule_and_missing_score_never_stop():
 def test_other_objective_uses_its_own_value():
     hist = {i: [ProgressPoint(100, 0.5, 99.0, rate, 1.0)] for i, rate in enumerate([0.1, 0.5, 0.9], 1)}
     cfg = PruneConfig(rule="median", objective="validation_lap_rate", fractions=(0.5,))
+    assert cfg.margin == 0.1  # one track in ten
     d = decide(cfg, 9, ProgressPoint(100, 0.5, 99.0, 0.2, 1.0), hist)
     assert d is not None and d.cut == 0.5
+    assert decide(cfg, 9, ProgressPoint(100, 0.5, 99.0, 0.45, 1.0), hist) is None
+
+
+def test_the_margin_keeps_noise_level_rungs_from_deciding():
+    """Untrained cars all score ~1-3 at the first rung: with the default margin (5 race-score
+    points) nobody stops there; once a peer separates, those left on the noise floor stop."""
+    flat = {t: [pt(0.25, s)] for t, s in enumerate([1.2, 3.4, 2.6, 3.3, 1.9, 2.8], 1)}
+    cfg = PruneConfig(rule="asha")
+    assert cfg.margin == 5.0
+    assert decide(cfg, 9, pt(0.25, 1.0), flat) is None  # pure ASHA (margin 0) would stop it
+    assert decide(PruneConfig(rule="asha", min_delta=0), 9, pt(0.25, 1.0), flat) is not None
+    risen = {**flat, 7: [pt(0.25, 62.3)], 8: [pt(0.25, 44.0)]}
+    # 9 scores: top 3 -> cut 3.4; 1.0 is not below 3.4 - 5: continues
+    assert decide(cfg, 9, pt(0.25, 1.0), risen) is None
+    risen[10] = [pt(0.25, 50.0)]
+    d = decide(cfg, 9, pt(0.25, 1.0), risen)  # 10 scores: top 3 -> cut 44 -> stops
+    assert d is not None and d.cut == 44.0 and "by more than 5" in d.message
 
 
 def test_a_trial_is_judged_once_per_rung_on_its_newest_report():
@@ -96,6 +114,7 @@ def test_a_trial_is_judged_once_per_rung_on_its_newest_report():
     (dict(rule="asha", min_peers=0), "min_peers 0"),
     (dict(rule="asha", fractions=()), "at least one checkpoint"),
     (dict(rule="asha", fractions=(0.5, 1.0)), "must be in \\(0, 1\\)"),
+    (dict(rule="asha", min_delta=-1.0), "min_delta -1.0 must be >= 0"),
 ])
 def test_bad_config_is_one_clear_error(kw, match):
     with pytest.raises(ValueError, match=match):

@@ -67,7 +67,8 @@ executors (--executor, docs/cluster.md): local (default) runs trials as process 
 
 early stopping (--prune asha|median): trials race the validation set at --prune-fractions of
   their budget (progress.jsonl beside result.json; confirmation runs excepted) and one whose
-  score falls below its rung's cut is stopped and recorded 'pruned' with that score as its
+  score falls below its rung's cut by more than --prune-min-delta is stopped and recorded
+  'pruned' with that score as its
   objective, its steps and checkpoints in metrics and its checkpoint model kept; it never
   becomes champion and is told to the optimizer as a failure (a partial-budget score is not
   comparable with finished trials'). Needs --objective race_score or validation_lap_rate.
@@ -257,6 +258,10 @@ def register(subparsers: Any) -> None:
                    help="asha: keep the top 1/N of each rung (default 3)")
     g.add_argument("--prune-min-trials", type=_bounded_int(1, MAX_TRIALS), default=3, metavar="N",
                    help="stop nothing at a rung before N other trials reported there (default 3)")
+    g.add_argument("--prune-min-delta", type=non_negative_float, default=None, metavar="X",
+                   help="stop a trial only when its score is more than X below the rung's cut "
+                   "(objective units; default 5 for race_score, 0.1 for validation_lap_rate: "
+                   "untrained cars' checkpoint scores differ by chance; 0 = plain ASHA/median)")
     p.set_defaults(func=run)
 
 
@@ -323,6 +328,7 @@ def build_config(args: argparse.Namespace) -> Any:
             cpus_per_trial=args.cpus_per_trial, ray_shared_dir=args.ray_shared_dir,
             prune=PruneConfig(rule=args.prune, reduction_factor=args.prune_eta,
                               min_peers=args.prune_min_trials, objective=args.objective,
+                              min_delta=args.prune_min_delta,
                               **({"fractions": args.prune_fractions} if args.prune_fractions else {})))
     except ValueError as exc:
         raise CLIError(str(exc)) from None

@@ -21,6 +21,15 @@ Rules (``PruneConfig.rule``):
   With ``eta = 3`` about a third of the trials survive each rung.
 - ``median`` (the median stopping rule of Google Vizier): stop if ``s < median(peers(f))``.
 
+Either rule stops a trial only when its score is *clearly* below the cut: ``s < cut - min_delta``
+(``PruneConfig.min_delta``, in the objective's units; default :data:`DEFAULT_MIN_DELTA`). Why:
+before a car has learned to drive, its checkpoint race score measures how far a random-ish
+policy rolls before crashing (1.2 to 3.4 for every trial at the first rung of the benchmark in
+benchmarks/README.md, whatever its final score: 2.5 or 98), so ranking trials by it stops
+late learners at random; the margin keeps a rung from deciding anything until some trials
+have separated from that noise floor, and then stops those still on it. Pure ASHA (no margin)
+is ``min_delta=0``.
+
 Either rule decides nothing at a rung until at least ``min_peers`` other trials reported there
 (early in a study there is nothing to compare with), and a trial is judged once per rung: at the
 moment it reports there (a later, better peer does not stop a trial that already passed). Ties
@@ -38,7 +47,7 @@ from dataclasses import dataclass
 
 from donkeyrl.rl.checkpoints import CHECKPOINT_FRACTIONS, VALUE_KEYS, ProgressPoint
 
-__all__ = ["PRUNE_RULES", "CHECKPOINT_OBJECTIVES", "PruneConfig", "PruneDecision", "rung_scores",
+__all__ = ["PRUNE_RULES", "CHECKPOINT_OBJECTIVES", "DEFAULT_MIN_DELTA", "PruneConfig", "PruneDecision", "rung_scores",
            "asha_cut", "median_cut",
            "unjudged_rung", "decide"]
 
@@ -51,6 +60,11 @@ PRUNE_RULES = {
 
 CHECKPOINT_OBJECTIVES = VALUE_KEYS
 """Objectives a study with early stopping may have: those the checkpoints report."""
+
+DEFAULT_MIN_DELTA = {"race_score": 5.0, "validation_lap_rate": 0.1}
+"""The default margin below the cut, per objective (see the module docstring): 5 points of the
+mean race score (untrained cars differ by up to ~2 among themselves), one track in ten of the lap
+rate."""
 
 _FRACTION_TOLERANCE = 1e-6
 """Fractions are compared with this tolerance (they travel through JSON as floats)."""
@@ -70,6 +84,9 @@ class PruneConfig:
     """Scores of other trials needed at a rung before anything is stopped there."""
     objective: str = "race_score"
     """The checkpoint value compared (the study's objective)."""
+    min_delta: float | None = None
+    """A trial stops only when below the cut by more than this (objective units); None: the
+    objective's :data:`DEFAULT_MIN_DELTA`."""
 
     def __post_init__(self) -> None:
         if self.rule not in PRUNE_RULES:
@@ -82,6 +99,15 @@ class PruneConfig:
             raise ValueError("early stopping needs at least one checkpoint fraction")
         if any(not 0.0 < f < 1.0 for f in self.fractions):
             raise ValueError(f"checkpoint fractions {list(self.fractions)} must be in (0, 1)")
+        if self.min_delta is not None and not self.min_delta >= 0:
+            raise ValueError(f"min_delta {self.min_delta} must be >= 0")
+
+    @property
+    def margin(self) -> float:
+        """The margin in force (``min_delta``, or the objective's default)."""
+        if self.min_delta is not None:
+            return float(self.min_delta)
+        return DEFAULT_MIN_DELTA.get(self.objective, 0.0)
 
     @property
     def enabled(self) -> bool:
@@ -100,12 +126,14 @@ class PruneDecision:
     peers: int
     """Other trials' scores the cut was computed from."""
     rule: str
+    margin: float = 0.0
+    """The ``min_delta`` in force: the trial was more than this below the cut."""
 
     @property
     def message(self) -> str:
+        below = f"below the cut {self.cut:.4g}" + (f" by more than {self.margin:g}" if self.margin else "")
         return (f"stopped early ({self.rule}): {self.score:.4g} at {self.fraction:.0%} of its "
-                f"budget ({self.steps} steps) is below the cut {self.cut:.4g} of that rung "
-                f"({self.peers} other trials)")
+                f"budget ({self.steps} steps) is {below} of that rung ({self.peers} other trials)")
 
 
 def _same(a: float, b: float) -> bool:
@@ -176,7 +204,7 @@ def decide(cfg: PruneConfig, trial: int, point: ProgressPoint,
         cut = asha_cut([*peers, score], cfg.reduction_factor)
     else:
         cut = median_cut(peers)
-    if score >= cut:
+    if score >= cut - cfg.margin:
         return None
     return PruneDecision(trial=trial, fraction=point.fraction, steps=point.steps, score=score,
-                         cut=cut, peers=len(peers), rule=cfg.rule)
+                         cut=cut, peers=len(peers), rule=cfg.rule, margin=cfg.margin)
