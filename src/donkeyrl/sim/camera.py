@@ -203,7 +203,7 @@ class RenderAtlas:
         return k is not None and self._entries[k].track() is track
 
     def slot(self, track: Track) -> int:
-        """Slot index of ``track`` (its raster is built on first use)."""
+        """Slot index of ``track`` (its tiles are computed on first use)."""
         k = self._slots.get(id(track))
         if k is not None and self._entries[k].track() is track:
             return k
@@ -250,7 +250,7 @@ class RenderAtlas:
 
     @property
     def nbytes(self) -> int:
-        """Bytes of track data the atlas holds (its buffers' capacity may be up to twice that)."""
+        """Bytes of track data the atlas holds (not its buffers' capacity, see ``__init__``)."""
         return sum(a.nbytes for a in self._arenas.values())
 
     def arrays(self) -> tuple[np.ndarray, ...]:
@@ -284,7 +284,8 @@ def _plan_arrays(r: RasterPlan) -> tuple[dict[str, np.ndarray], np.ndarray, np.n
 
 
 class Renderer:
-    """Renders camera images of cars on one or many tracks (shared rasters; cheap to create).
+    """Renders camera images of cars on one or many tracks (cheap to create; each renderer
+    computes the tiles of the tracks it draws into its own atlas, a few ms per track).
 
     ``appearance`` is the default look for frames rendered without an explicit one (None: each
     track's scene look, :meth:`Appearance.for_scene`).
@@ -324,11 +325,11 @@ class Renderer:
 
     @property
     def raster(self) -> TrackRaster:
-        """The raster of the current track."""
+        """The raster of the current track (a standalone copy from :func:`get_raster`, for tools)."""
         return get_raster(self.track)
 
     def set_track(self, track: Track) -> None:
-        """Switch the default track (rasters are built once and cached per Track object)."""
+        """Switch the default track (its tiles are computed once, on first use)."""
         if not isinstance(track, Track):
             raise TypeError(f"track must be a Track, got {type(track).__name__}")
         self.track = track

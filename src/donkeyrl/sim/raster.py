@@ -699,7 +699,9 @@ def _fill_tiles(points, s, length, closed, ox, oz, h, band, nz, nx, tindex, tile
                     d2, lat, sv = _node_value(pi, po, ax, az, dx, dz, l2, seg_len, s[i], s_len, first, last, closed)
                     k = tindex[to, ji >> TILE_SHIFT]
                     lz, lx = lo_, ji & TILE_MASK
-                if d2 < best[k, lz, lx] and d2 <= band2:
+                # k < 0: a node within rounding of this quad's edge, which _mark_tiles (rows, not
+                # columns) may have left out; this segment cannot be nearest there (SCAN_MARGIN)
+                if k >= 0 and d2 < best[k, lz, lx] and d2 <= band2:
                     best[k, lz, lx] = d2
                     tiles[k, lz, lx, 0] = lat
                     tiles[k, lz, lx, 1] = sv
