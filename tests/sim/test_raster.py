@@ -253,3 +253,30 @@ def test_procedural_track_cache_is_bounded() -> None:
     from donkeyrl.sim import tracks as T
 
     assert T._build_procedural.cache_info().maxsize == T.PROCEDURAL_CACHE_SIZE <= 64
+
+
+def test_cars_drawn_one_by_one_keep_their_tracks_when_the_atlas_is_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The training path draws each car with its own render() call; when a new track overflows the
+    # atlas, the other cars' tracks (drawn every step) must stay, not be computed again.
+    from donkeyrl.sim import camera as C
+
+    monkeypatch.setattr(Renderer, "MAX_ATLAS_BYTES", 40 * 2**20)   # half of it holds 4 tracks of 5 MB
+    fills: list[str] = []
+    real_fill = C.fill_tiles
+
+    def counting_fill(plan: R.RasterPlan, track: Track, out: np.ndarray) -> None:
+        fills.append(track.name)
+        real_fill(plan, track, out)
+
+    monkeypatch.setattr(C, "fill_tiles", counting_fill)
+    cars = [generate_track(5_000_000 + k) for k in range(4)]
+    r = Renderer(cars[0], CameraConfig(width=32, height=16, grey=True))
+    cuts = 0
+    for step in range(40):
+        cars[step % 4] = generate_track(5_000_100 + step)      # one car starts an episode on a new track
+        before = len(r.atlas)
+        for t in cars:
+            r.render(*t.start_pose(), track=t)
+        cuts += len(r.atlas) < before
+    assert cuts >= 2                                           # the budget was hit, more than once
+    assert len(fills) == len(set(fills))                       # and no track was computed twice

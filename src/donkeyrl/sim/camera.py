@@ -152,9 +152,14 @@ class _Arena:
         return out
 
     @property
+    def row_bytes(self) -> int:
+        """Bytes of one row."""
+        return self.buf.nbytes // len(self.buf)
+
+    @property
     def nbytes(self) -> int:
         """Bytes in use (not the capacity)."""
-        return self.used * (self.buf.nbytes // len(self.buf))
+        return self.used * self.row_bytes
 
 
 @dataclass
@@ -165,6 +170,8 @@ class _Slot:
     spans: dict[str, tuple[int, int]]
     meta: np.ndarray
     params: np.ndarray
+    #: When it was last drawn (the owner's counter), to drop the least recently used first.
+    last_use: int = 0
 
 
 class RenderAtlas:
@@ -180,7 +187,7 @@ class RenderAtlas:
     keeps no raster objects: what it holds is bounded by its owner's budget.
     """
 
-    def __init__(self, max_bytes: int = 64 * 2**20) -> None:
+    def __init__(self, max_bytes: int = 96 * 2**20) -> None:
         """``max_bytes``: the track data the owner keeps before dropping unused tracks; the
         buffers get room for half as much again, for the track added past the budget (they
         double if one still does not fit)."""
@@ -234,6 +241,29 @@ class RenderAtlas:
         self._tparams.append(params[None])
         return k
 
+    def touch(self, k: int, tick: int) -> None:
+        """Record that slot ``k`` was drawn at time ``tick`` (see :meth:`keep_recent`)."""
+        self._entries[k].last_use = tick
+
+    def keep_recent(self, required: Sequence[Track], max_slots: int, max_bytes: int) -> None:
+        """Keep the slots of ``required`` and then, most recently drawn first, others while the
+        atlas stays within ``max_slots`` slots and ``max_bytes``; drop the rest (:meth:`keep_only`).
+
+        Why recency: a renderer drawing cars one by one sees one car's track per call, but every
+        car's track is drawn at every step, so the tracks in use are the most recently drawn.
+        """
+        req = {id(t) for t in required}
+        keep: list[Track] = []
+        nbytes = 0
+        live = [(t, e) for e in self._entries if (t := e.track()) is not None]
+        for t, e in [*[x for x in live if id(x[0]) in req],
+                     *sorted((x for x in live if id(x[0]) not in req), key=lambda x: -x[1].last_use)]:
+            size = sum(self._arenas[name].row_bytes * n for name, (_, n) in e.spans.items())
+            if id(t) in req or (len(keep) < max_slots and nbytes + size <= max_bytes):
+                keep.append(t)
+                nbytes += size
+        self.keep_only(keep)
+
     def keep_only(self, tracks: Sequence[Track]) -> None:
         """Drop every slot except those of ``tracks`` and compact the buffers (in place)."""
         wanted = {id(t) for t in tracks}
@@ -244,6 +274,7 @@ class RenderAtlas:
         for q, (t, e) in enumerate(keep):
             spans = {name: (moved[name][q], e.spans[name][1]) for name in self._arenas}
             self._register(t, spans, e.meta, e.params)
+            self._entries[-1].last_use = e.last_use
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -293,9 +324,10 @@ class Renderer:
 
     #: Most tracks kept packed before unused ones are dropped.
     MAX_SLOTS = 64
-    #: Most bytes of track data kept packed before unused tracks are dropped (a procedural
-    #: track's raster is 1-5 MB; see benchmarks/README.md, "Track switch").
-    MAX_ATLAS_BYTES = 64 * 2**20
+    #: Most bytes of track data kept packed; past it the atlas is cut to half, the tracks drawn
+    #: most recently kept (a procedural track's tiles are 1-5 MB, so half holds 8 cars' tracks
+    #: even at 5 MB each; see benchmarks/README.md, "Track switch").
+    MAX_ATLAS_BYTES = 96 * 2**20
 
     def __init__(self, track: Track, camera: CameraConfig | None = None,
                  appearance: Appearance | None = None) -> None:
@@ -309,6 +341,7 @@ class Renderer:
         self._packed: dict[int, tuple[Appearance, np.ndarray, np.ndarray]] = {}
         self._stacks: tuple[tuple[int, ...], np.ndarray, np.ndarray] | None = None
         self.atlas = RenderAtlas(self.MAX_ATLAS_BYTES)
+        self._tick = 0
         self.set_track(track)
 
     @property
@@ -363,6 +396,8 @@ class Renderer:
             raise ValueError(f"render pose must be finite, got x={x!r}, z={z!r}, yaw={yaw!r}")
         tr = self.track if track is None else track
         k = self.atlas.slot(tr) if self.atlas.has(tr) else self._slot(tr, [tr])
+        self._tick += 1
+        self.atlas.touch(k, self._tick)
         tidx, tiles, gmeta, tparams, tabs, zarr, cones = self.atlas.arrays()
         lut, prm = self._tables(self._look(appearance, tr))
         rk.render_one(out, float(x), float(z), float(yaw), *self._cam, tidx, tiles, gmeta[k], tparams[k], tabs, zarr,
@@ -395,6 +430,9 @@ class Renderer:
                 raise ValueError(f"need one appearance per car ({n}), got {len(apps)}")
         out = self._out(out, (n, *self._shape))
         slots = np.array(self._slots(track_list, track_list), dtype=np.int64)
+        self._tick += 1
+        for k in set(slots.tolist()):
+            self.atlas.touch(k, self._tick)
         tidx, tiles, gmeta, tparams, tabs, zarr, cones = self.atlas.arrays()
         table: dict[int, int] = {}
         looks: list[Appearance] = []
@@ -418,11 +456,12 @@ class Renderer:
         return self._slots([track], in_use)[0]
 
     def _slots(self, tracks: Sequence[Track], in_use: Sequence[Track]) -> list[int]:
-        """Atlas slots of ``tracks``; when new ones would overflow the atlas, every track not in
-        ``in_use`` (nor the default track) is dropped first, so all returned slots stay valid."""
+        """Atlas slots of ``tracks``; when new ones would overflow the atlas, it is first cut to
+        half its budget, keeping ``in_use``, the default track and the most recently drawn, so
+        all returned slots stay valid."""
         new = {id(t) for t in tracks if not self.atlas.has(t)}
         if new and (len(self.atlas) + len(new) > self.MAX_SLOTS or self.atlas.nbytes > self.MAX_ATLAS_BYTES):
-            self.atlas.keep_only([*in_use, self.track])
+            self.atlas.keep_recent([*in_use, self.track], self.MAX_SLOTS // 2, self.MAX_ATLAS_BYTES // 2)
         return [self.atlas.slot(t) for t in tracks]
 
     @staticmethod
