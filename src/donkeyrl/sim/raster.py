@@ -368,14 +368,20 @@ def reference_grid(track: Track, min_cell: float = MIN_CELL, max_cells: int = MA
     return data
 
 
-def _table(track: Track, arr: np.ndarray) -> np.ndarray:
-    """A per-sample array resampled on the uniform arc-length table (float32)."""
+def _tables(track: Track, arrays: list[np.ndarray]) -> np.ndarray:
+    """Per-sample arrays resampled on the uniform arc-length table: (len(arrays), ntab) float32."""
     end = track.length if track.closed else float(track.s[-1])
     q = np.arange(int(math.ceil(end / TABLE_DS)) + 2) * TABLE_DS
+    out = np.empty((len(arrays), len(q)), dtype=np.float32)
     if track.closed:
-        return np.interp(np.mod(q, track.length), np.append(track.s, track.length),
-                         np.append(arr, arr[:1])).astype(np.float32)
-    return np.interp(q, track.s, arr).astype(np.float32)
+        q = np.mod(q, track.length)
+        xp = np.append(track.s, track.length)
+        for k, arr in enumerate(arrays):
+            out[k] = np.interp(q, xp, np.append(arr, arr[:1]))
+    else:
+        for k, arr in enumerate(arrays):
+            out[k] = np.interp(q, track.s, arr)
+    return out
 
 
 def _zone_tables(track: Track, walls: dict[str, tuple[np.ndarray, object]]) -> dict[str, object]:
@@ -432,10 +438,9 @@ def _zone_tables(track: Track, walls: dict[str, tuple[np.ndarray, object]]) -> d
     from donkeyrl.sim.track import START_LINES
 
     return {
-        "bound": np.ascontiguousarray(np.stack([_table(track, b) for b, _ in bounds])),
+        "bound": _tables(track, [b for b, _ in bounds]),
         "bound_hw": np.array([hw for _, hw in bounds]),
-        "tangent": np.ascontiguousarray(np.stack([_table(track, track.tangents[:, 0]),
-                                                  _table(track, track.tangents[:, 1])])),
+        "tangent": _tables(track, [track.tangents[:, 0], track.tangents[:, 1]]),
         "zone_class": np.array(classes, dtype=np.int64),
         "zone_dash": np.array(dash),
         "zone_period": np.array(period),
