@@ -112,11 +112,11 @@ def test_old_flat_files_still_load(tmp_path):
     (tmp_path / "trial_config.json").write_text(json.dumps(OLD_SAC))
     sac = TrialConfig.load(tmp_path)
     assert sac == TrialConfig(agent="sac", tracks=("oval", "warren"), learning_rate=5e-4, timesteps=1000, seed=3,
-                              throttle_min=0.2)  # the old file's own value, not today's default
+                              throttle_min=0.2, vec_env="dummy")  # the old file's own values, not today's defaults
     assert sac.algo == SACParams(learning_rate=5e-4)
     # the old format accepted DQN with PPO's n_epochs / gae_lambda and ignored them: dropped on load
     dqn = TrialConfig.from_dict(OLD_DQN)
-    assert dqn == TrialConfig(agent="dqn", n_steer=3, n_throttle=2, throttle_min=0.2)
+    assert dqn == TrialConfig(agent="dqn", n_steer=3, n_throttle=2, throttle_min=0.2, vec_env="dummy")
     with pytest.raises(ValueError, match="unknown trial config keys"):
         TrialConfig.from_dict({**OLD_DQN, "bogus": 1})
     with pytest.raises(ValueError, match="unknown trial config format 7"):
@@ -178,13 +178,17 @@ def test_config_imports_neither_the_learners_nor_torch():
     assert out.strip() == "[]"
 
 
-def test_reward_modes_are_the_ones_the_wrappers_implement():
+def test_every_declared_reward_mode_is_implemented():
+    from donkeyrl.envs import make_env
     from donkeyrl.rl import config, wrappers
 
-    assert config.REWARD_MODES == wrappers.REWARD_MODES
+    for mode in config.REWARD_MODES:
+        env = wrappers.wrap_reward(make_env("oval"), mode, 8.0, 1.0)
+        env.close()
 
 
-def test_vec_env_kinds_are_the_ones_the_env_builder_implements():
+def test_every_declared_vec_env_kind_resolves():
     from donkeyrl.rl import config, envbuild
 
-    assert set(config.VEC_ENVS) == set(envbuild.VEC_ENVS)
+    for kind in config.VEC_ENVS:
+        assert envbuild.resolve_vec_env(kind, "embedded") in ("batched", "dummy", "subproc")

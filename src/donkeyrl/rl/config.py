@@ -134,7 +134,7 @@ class EnvConfig(_Section):
     """Episode step limit; none = the env's default from the track length."""
     max_laps: int | None = param(None, low=1, high=1000, target="env")
     """End an episode after this many laps (none = no lap limit, the step limit still applies)."""
-    vec_env: str = param("dummy", choices=VEC_ENVS, target="env")
+    vec_env: str = param("auto", choices=VEC_ENVS, target="env")
     """How the n_envs cars are stepped: auto (batched on the built-in simulator, else dummy), batched
     (all cars in one batched simulator call), dummy (single envs in this process) or subproc (one
     process per env)."""

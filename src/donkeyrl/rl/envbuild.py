@@ -29,7 +29,7 @@ car, each wrapped (inner to outer):
 
 Env ``i`` (car ``i``) is seeded ``seed + i`` on both paths. The env itself carries the step limit and
 the stuck/no-progress watchdog (:mod:`donkeyrl.envs.common`). Stable-Baselines3 is imported inside
-the functions: the trial config imports :data:`VEC_ENVS` from here without pulling in torch.
+the functions. The vec env kinds are declared once, with the trial schema (:data:`donkeyrl.rl.config.VEC_ENVS`).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 
+from donkeyrl.rl.config import VEC_ENVS
 from donkeyrl.rl.metrics import DrivingMetrics
 from donkeyrl.rl.wrappers import (DiscretizedAction, MinLapTimeGuard, ScalarRewardCheck, SteeringRateLimit,
                                   ThrottleClamp, wrap_reward)
@@ -53,9 +54,6 @@ log = logging.getLogger(__name__)
 
 EnvFactory = Callable[..., gym.Env]
 
-#: How the cars of a trial are stepped: auto (batched on the built-in simulator, else dummy),
-#: batched (one BatchedDonkeyEnv), dummy (single envs in this process), subproc (one process each).
-VEC_ENVS = ("auto", "batched", "dummy", "subproc")
 #: Render threads of the batched training env: 1 = every car's frame drawn on the training thread.
 #: Measured (benchmarks/README.md, "Training paths"): numba's parallel render pool, once started
 #: in the training process, kept an OpenMP worker spinning next to torch and made PPO's learner

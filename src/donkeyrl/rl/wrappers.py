@@ -13,7 +13,7 @@ same array functions below
 (:func:`grid_actions`, :func:`clamp_actions`, :func:`limit_steering`, :func:`speed_reward`,
 :func:`progress_reward`, :func:`short_lap`), a gym wrapper with one car, so the two paths give the
 same numbers bit for bit (tests/rl/test_batched_training.py). This module imports neither torch
-nor Stable-Baselines3 (the trial config reads :data:`REWARD_MODES` from it).
+nor Stable-Baselines3 (the reward modes are declared once, in :mod:`donkeyrl.rl.config`).
 
 Units: ``cte`` and ``progress`` are simulator units; ``speed`` is telemetry units/s (see
 :mod:`donkeyrl.units`).
@@ -27,11 +27,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from donkeyrl.rl.config import REWARD_MODES
 from donkeyrl.units import CONTROL_PERIOD_SEC, MAX_PLAUSIBLE_SPEED, TELEMETRY_SCALE
 
 log = logging.getLogger(__name__)
 
-REWARD_MODES = ("donkey", "speed", "progress")
 #: Largest progress (units) one step may add before it counts as a glitch: twice what the fastest
 #: plausible car drives in a control period.
 MAX_STEP_PROGRESS = MAX_PLAUSIBLE_SPEED * CONTROL_PERIOD_SEC * 2
