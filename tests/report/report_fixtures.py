@@ -35,7 +35,7 @@ def train_tiny(save_dir: Path, *, agent: str = "ppo", actions: str = "continuous
     """A real model trained for ``timesteps`` steps by ``donkeyrl train`` (in process)."""
     args = ["train", "--agent", agent, "--timesteps", str(timesteps), "--n-envs", "1", "--eval-episodes", "0",
             "--max-steps", "200", "--seed", str(seed), "--save-dir", str(save_dir), "--progress-interval", "0.05",
-            "--validation", "false"]
+            "--validation", "false", "--throttle-min", "0.2"]  # an untrained policy still moves
     if agent == "ppo":
         args += ["--actions", actions, "--n-steps", "64", "--batch-size", "32", "--n-epochs", "1"]
     else:

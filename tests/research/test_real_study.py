@@ -41,7 +41,11 @@ def test_real_study_end_to_end_and_resume(tmp_path):
         # the searched parameters reached the trainer: it reports back the values it used
         used = json.loads((study / f"models/trial-{r.trial}/result.json").read_text())["params"]
         assert used["learning_rate"] == pytest.approx(r.params["learning_rate"])
-        assert used["n_steer"] == r.params["n_steer"] and used["timesteps"] == r.params["timesteps"]
+        assert used["timesteps"] == r.params["timesteps"]
+        for name in ("tracks", "frame_stack", "throttle_max", "net_width"):  # driving knobs too
+            used_value = used[name][0] if name == "tracks" else used[name]
+            want = r.params[name]
+            assert used_value == (pytest.approx(want) if isinstance(want, float) else want), name
         assert r.driving_score is not None and r.mean_reward is not None
     champ = fold_champion(records)
     manifest = json.loads((study / "models/champion/manifest.json").read_text())

@@ -102,6 +102,7 @@ def applicable_args(extra_args: tuple[str, ...] | list[str]) -> list[str]:
     when the baseline sets the flag itself or the parameter does not apply to continuous PPO.
     """
     from donkeyrl.rl.config import param_infos
+    from donkeyrl.rl.headtohead import BASELINE
 
     infos = param_infos()
     groups: list[list[str]] = []
@@ -115,7 +116,7 @@ def applicable_args(extra_args: tuple[str, ...] | list[str]) -> list[str]:
         name = group[0].split("=", 1)[0].lstrip("-").replace("-", "_")
         info = infos.get(name)
         if name in _BASELINE_OWN or (info is not None and (
-                info.requires is not None or (info.agents is not None and "ppo" not in info.agents))):
+                info.requires is not None or (info.agents is not None and BASELINE["agent"] not in info.agents))):
             log.info("final test: %s does not apply to the baseline: left out", " ".join(group))
             continue
         out += group
