@@ -21,8 +21,10 @@ research/executors/ray_cluster.py), one after the other (``--order`` alternates 
 
 Usage::
 
-    .venv/bin/python benchmarks/study_efficiency.py prune --budget 600 --seeds 3 [--json]
-    .venv/bin/python benchmarks/study_efficiency.py ray --budget 300 --workers 2 [--json]
+    .venv/bin/python benchmarks/study_efficiency.py prune --budget 480 --seeds 3 [--json]
+    .venv/bin/python benchmarks/study_efficiency.py ray --budget 180 --workers 2 --timesteps 4096 [--json]
+
+``--research-arg=--prune-min-delta --research-arg=0`` compares plain ASHA instead.
 """
 
 from __future__ import annotations
@@ -184,7 +186,9 @@ def main() -> int:
     p.add_argument("--budget", type=float, default=600.0, help="wall-clock seconds per study")
     p.add_argument("--seeds", type=int, default=3, help="prune: seeds (pairs of studies)")
     p.add_argument("--rule", default="asha", help="prune: the early-stopping rule compared with none")
-    p.add_argument("--timesteps", type=int, default=8192, help="training steps of every trial")
+    p.add_argument("--timesteps", type=int, default=24576,
+                   help="training steps of every trial (prune: long enough that good "
+                   "configurations learn before the later checkpoints; see benchmarks/README.md)")
     p.add_argument("--workers", type=int, default=2, help="ray: parallel trials of both executors")
     p.add_argument("--cpus-per-trial", type=int, default=1, help="ray: CPUs each trial asks for")
     p.add_argument("--rounds", type=int, default=1, help="ray: rounds (the order alternates)")
