@@ -260,6 +260,7 @@ class RayTrial:
         self._retries = 0
         self._progress: list[ProgressPoint] = []
         self._progress_at = 0.0
+        self._progress_ref: Any = None
 
     @property
     def elapsed(self) -> float:
@@ -333,15 +334,24 @@ class RayTrial:
             self._kill_actor()
 
     def progress(self) -> list[ProgressPoint]:
+        """The shared progress file when the node writes into the study dir; else the actor's
+        answer, asked at most every PROGRESS_POLL_SEC and never waited for (an actor still
+        queued for resources answers once it runs)."""
         local = read_progress(self.spec.progress_file)
-        if local or time.monotonic() - self._progress_at < PROGRESS_POLL_SEC:
-            return local or self._progress
-        self._progress_at = time.monotonic()
-        try:
-            self._progress = parse_progress(self.executor.ray.get(self.actor.progress.remote(),
-                                                                  timeout=10))
-        except Exception as exc:  # a slow or lost actor: its poll reports the loss
-            log.debug("trial %d: no progress from the actor: %s", self.spec.trial, exc)
+        if local:
+            return local
+        ray = self.executor.ray
+        if self._progress_ref is not None:
+            ready, _ = ray.wait([self._progress_ref], timeout=0)
+            if ready:
+                try:
+                    self._progress = parse_progress(ray.get(self._progress_ref))
+                except Exception as exc:  # a lost actor: its poll reports the loss
+                    log.debug("trial %d: no progress from the actor: %s", self.spec.trial, exc)
+                self._progress_ref = None
+        elif time.monotonic() - self._progress_at >= PROGRESS_POLL_SEC:
+            self._progress_at = time.monotonic()
+            self._progress_ref = self.actor.progress.remote()
         return self._progress
 
     def _kill_actor(self) -> None:
