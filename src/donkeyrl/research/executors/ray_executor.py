@@ -84,6 +84,9 @@ CANCEL_MARGIN_SEC = 30.0
 UNAVAILABLE_RETRIES = 20
 """Times a call to an actor that Ray reports temporarily unavailable is issued again."""
 
+HANDOVER_SEC = 30.0
+"""Most seconds ``submit`` waits for Ray's control store to hold the actor's creation task."""
+
 
 def study_id(study_dir: Path) -> str:
     """A short id of the study: this host's name and the study's resolved path, hashed."""
@@ -453,6 +456,7 @@ class RayExecutor:
                 spec, study_root=str(self.study_root), worker_root=str(self.worker_root),
                 token=token, sid=self.sid, kill_grace=self.kill_grace,
                 controller_python=sys.executable)
+            self._await_handover(actor, spec.trial)
             return RayTrial(self, spec, actor, pid_file)
         except BaseException as exc:
             if actor is not None:
@@ -466,6 +470,34 @@ class RayExecutor:
             if isinstance(exc, (OSError, KeyboardInterrupt, SystemExit)):
                 raise
             raise OSError(f"cannot create the trial's Ray actor: {type(exc).__name__}: {exc}") from exc
+
+    def _await_handover(self, actor: Any, trial: int) -> None:
+        """Wait until Ray's control store holds the actor's creation task, not only its name.
+
+        Why: ``.remote()`` registers a named actor at once but hands its creation task over
+        asynchronously; a controller killed in between leaves a registered-but-unresolved actor
+        that Ray destroys with its owner, and the trial would come back ``lost`` instead of
+        adopted. Past DEPENDENCIES_UNREADY the actor is Ray's (queued for resources or running)
+        and survives the controller. Ray has no public call for an actor's state without its
+        dashboard, hence its private state table; without it the wait is skipped.
+        """
+        try:
+            from ray._private import state as ray_state
+            actor_id = actor._actor_id.hex()
+        except (ImportError, AttributeError):
+            return
+        deadline = time.monotonic() + HANDOVER_SEC
+        while time.monotonic() < deadline:
+            try:
+                entry = ray_state.actors(actor_id=actor_id)
+            except Exception as exc:  # a table Ray changed: adoption may then miss this trial
+                log.debug("trial %d: actor state unavailable: %s", trial, exc)
+                return
+            if (entry or {}).get("State", "DEPENDENCIES_UNREADY") != "DEPENDENCIES_UNREADY":
+                return
+            time.sleep(0.02)
+        log.warning("trial %d: Ray has not taken the actor's creation over after %.0f s; a "
+                    "controller crash now would leave the trial lost", trial, HANDOVER_SEC)
 
     def recover(self, pid_dir: Path, known: set[int]) -> list[Recovered]:
         """Adopt every trial actor still on the cluster; local leftovers are reaped."""
