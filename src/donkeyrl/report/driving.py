@@ -25,7 +25,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from donkeyrl.envs.common import TELEMETRY_SCALE
+from donkeyrl.units import telemetry_to_sim
 from donkeyrl.rl.envbuild import build_vec_env, metrics_wrappers
 
 __all__ = ["DriveTrace", "TRACE_KEYS", "drive_tracks", "drive_factory", "camera_view"]
@@ -50,7 +50,7 @@ class DriveTrace:
 
     def add(self, info: dict[str, Any]) -> None:
         pos = info.get("pos", (0.0, 0.0, 0.0))
-        row = (float(pos[0]) * TELEMETRY_SCALE, float(pos[2]) * TELEMETRY_SCALE,
+        row = (telemetry_to_sim(float(pos[0])), telemetry_to_sim(float(pos[2])),
                float(info.get("speed", 0.0)), float(info.get("cte", 0.0)),
                float(info.get("progress", 0.0)), float(info.get("steering", 0.0)),
                float(info.get("throttle", 0.0)), float(info.get("lap_count", 0)),

@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from donkeyrl.sim.track import Track
+from donkeyrl.units import telemetry_to_sim
 
 __all__ = ["FrameComposer", "thin_frames", "gif_bytes", "webp_bytes", "write_gif", "write_mp4", "SPEED_RANGE",
            "VIDEO_FPS"]
@@ -124,10 +125,8 @@ class FrameComposer:
     def _map(self, info: dict[str, Any]) -> Image.Image:
         img = self._background.copy()
         if info and "pos" in info:
-            from donkeyrl.envs.common import TELEMETRY_SCALE
-
             pos = info["pos"]
-            px = self.to_px((float(pos[0]) * TELEMETRY_SCALE, float(pos[2]) * TELEMETRY_SCALE))
+            px = self.to_px((telemetry_to_sim(float(pos[0])), telemetry_to_sim(float(pos[2]))))
             lo, hi = SPEED_RANGE
             u = (float(info.get("speed", 0.0)) - lo) / (hi - lo)
             colour = tuple(int(c) for c in self._colours[int(np.clip(u, 0, 1) * (len(self._colours) - 1))])
