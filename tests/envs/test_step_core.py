@@ -120,3 +120,17 @@ def test_draw_start_is_reproducible_from_the_generator() -> None:
            [(s.track.name, s.lateral, s.yaw_offset, s.appearance) for s in b]
     quiet = draw_start(np.random.default_rng(1), choice, None, start_noise=False, domain_randomization=False)
     assert (quiet.lateral, quiet.yaw_offset, quiet.appearance) == (0.0, 0.0, None)
+
+
+def test_domain_randomisation_keeps_the_tracks_own_look_in_some_episodes() -> None:
+    """About NOMINAL_LOOK_SHARE of randomised episodes are drawn in the track's own look (the look
+    of every evaluation), the others in a random one."""
+    from donkeyrl.envs.embedded import NOMINAL_LOOK_SHARE
+
+    rng = np.random.default_rng(3)
+    choice = TrackChoice(["oval"])
+    looks = [draw_start(rng, choice, None, start_noise=True, domain_randomization=True).appearance
+             for _ in range(400)]
+    own = sum(a is None for a in looks) / len(looks)
+    assert abs(own - NOMINAL_LOOK_SHARE) < 0.07, own
+    assert len({a for a in looks if a is not None}) > 250

@@ -66,3 +66,30 @@ def test_head_to_head_document_and_table():
     assert doc["summary"]["champion"]["mean_lap_time_ratio"] < 1.0
     text = headtohead.format_table(doc)
     assert "chicane_alley" in text and "champion" in text and "expert" in text
+
+
+def test_evaluation_and_races_use_the_tracks_own_look_whatever_the_training_used():
+    """A model trained with domain randomisation is raced in the tracks' own look: the env the
+    evaluation builds is asked for no randomisation, while training envs of the same config are."""
+    from donkeyrl.envs import make_env
+    from donkeyrl.rl.agents import build_agent
+    from donkeyrl.rl.config import TrialConfig
+    from donkeyrl.rl.envbuild import build_vec_env
+    from donkeyrl.rl.evaluate import evaluate
+
+    asked: list[bool] = []
+
+    def spy(track, **kwargs):
+        asked.append(kwargs["domain_randomization"])
+        return make_env(track, **kwargs)
+
+    cfg = TrialConfig(domain_randomization=True, n_envs=1, max_steps=30, tracks=("generated_track",),
+                      actions="continuous")
+    train_env = build_vec_env(cfg, env_factory=spy)
+    model = build_agent(cfg, train_env)
+    train_env.close()
+    assert asked == [True]
+    asked.clear()
+    evaluate(model, cfg, episodes=1, env_factory=spy)
+    race.race_tracks(model, cfg, ["oval"], env_factory=spy)
+    assert asked == [False, False]

@@ -357,6 +357,22 @@ def test_random_looks_span_the_scene_looks_and_beyond() -> None:
     assert max(abs(a.yaw_delta_deg) for a in draws) > 1.5 and max(abs(a.cam_height_delta) for a in draws) > 0.1
 
 
+def test_random_looks_include_roads_that_barely_differ_from_their_ground() -> None:
+    """Several real scenes' roads are within 10 grey levels of their ground (warehouse, carpet,
+    warren); random looks must include such surfaces, not only roads that stand out."""
+    from donkeyrl.sim.appearance import MIN_ROAD_CONTRAST, SCENE_LOOKS
+
+    def contrast(a: Appearance) -> float:
+        w = (0.299, 0.587, 0.114)
+        return abs(float(np.dot(a.road, w)) - float(np.dot(a.ground, w)))
+
+    assert min(contrast(a) for a in SCENE_LOOKS.values()) < 10
+    draws = [Appearance.random(s) for s in range(300)]
+    low = [a for a in draws if contrast(a) < 10]
+    assert len(low) >= 15
+    assert sum(contrast(a) >= MIN_ROAD_CONTRAST for a in draws) >= 150
+
+
 def test_atlas_drops_unused_tracks_and_keeps_slots_valid() -> None:
     from donkeyrl.sim.tracks import get_track
 

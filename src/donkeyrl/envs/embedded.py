@@ -30,6 +30,11 @@ log = logging.getLogger(__name__)
 #: Start-pose noise: lateral offset (units) and yaw (rad) drawn uniformly in +/- these.
 START_LATERAL = 0.25
 START_YAW = np.radians(2.0)
+#: Share of a domain-randomised car's episodes drawn in the track's own look (the look every
+#: evaluation and race uses, and the real simulator's): a policy trained only on random looks
+#: never saw the one it is judged on, and measured trained that way it drove every random look
+#: and left the road within 5% of every track in its own look.
+NOMINAL_LOOK_SHARE = 0.2
 #: Track a simulator is built on before the first reset when the entries name only a regime.
 PLACEHOLDER_TRACK = "generated_track"
 
@@ -110,6 +115,8 @@ def draw_start(rng: np.random.Generator, tracks: TrackChoice, options: dict[str,
     track = tracks.pick(rng, options)
     lat, dyaw = start_offsets(rng) if start_noise else (0.0, 0.0)
     appearance = Appearance.random(rng) if domain_randomization else None
+    if appearance is not None and rng.random() < NOMINAL_LOOK_SHARE:
+        appearance = None
     return EpisodeStart(track, lat, dyaw, appearance)
 
 
@@ -160,7 +167,8 @@ class EmbeddedDonkeyEnv(gym.Env):
         limits: max_cte, step limit, watchdog and lap limit.
         steer_limit, throttle_min, throttle_max: the action box.
         domain_randomization: draw a new camera appearance (colours, light, texture, camera pose
-            jitter) on every reset.
+            jitter) on every reset; a share of the resets (:data:`NOMINAL_LOOK_SHARE`) keeps the
+            track's own look.
         start_noise: perturb the start pose (gives evaluation episodes some variety).
         render_mode: None or "rgb_array" (a 120x160 RGB frame whatever the observation is).
     """

@@ -102,10 +102,12 @@ def camera_view(venv: Any) -> np.ndarray:
 
 def drive_tracks(model: Any, cfg: Any, tracks: Sequence[str], *, max_laps: int | None = 1,
                  max_steps: Callable[[str], int | None] | None = None, seed: int = 0,
-                 start_noise: bool = False, domain_randomization: bool | None = None,
+                 start_noise: bool = False, domain_randomization: bool = False,
                  on_frame: Callable[[str, np.ndarray | None, dict[str, Any], bool], None] | None = None,
                  render_tracks: Sequence[str] = (), deterministic: bool = True) -> list[DriveTrace]:
     """One episode of ``model`` on each of ``tracks``; returns their traces in the same order.
+
+    In the tracks' own look unless ``domain_randomization`` (as every evaluation: rl/evaluate.py).
 
     ``max_steps(track)`` caps an episode (None: the env's default for the track length).
     ``on_frame(track, camera, info, done)`` receives the full-size camera view after the reset

@@ -40,7 +40,8 @@ def evaluate(model: BaseAlgorithm, cfg: TrialConfig, *, episodes: int, tracks: S
              seed: int | None = None, env_factory: EnvFactory | None = None,
              deterministic: bool = True,
              on_episode: Callable[[int, float], None] | None = None) -> dict[str, Any]:
-    """Runs ``episodes`` evaluation episodes of ``model`` on ``tracks`` (default: training tracks).
+    """Runs ``episodes`` evaluation episodes of ``model`` on ``tracks`` (default: training tracks),
+    always in the tracks' own look (no domain randomisation, whatever the model trained with).
 
     Returns mean_reward, std_reward, episode_rewards, episode_lengths, per-episode metrics under
     ``episodes`` and the aggregate driving metrics (driving_score, completion, laps, ...).
@@ -48,6 +49,10 @@ def evaluate(model: BaseAlgorithm, cfg: TrialConfig, *, episodes: int, tracks: S
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
+    # Always the tracks' own look: a model trained with domain randomisation is judged in the
+    # world it must drive (the real simulator's look), and every driver of a comparison in the
+    # same one. Evaluating in the training distribution hid that such a model could not drive it.
+    cfg = cfg.replace(domain_randomization=False)
     eval_seed = (cfg.seed if seed is None else seed) + EVAL_SEED_OFFSET
     venv = build_vec_env(cfg, n_envs=1, tracks=tracks, seed=eval_seed, env_factory=env_factory,
                          vec_env="dummy")

@@ -42,8 +42,11 @@ CLASS_NOISE = (26.0, 26.0, 8.0, 8.0, 8.0, 30.0, 30.0, 30.0, 12.0, 10.0, 6.0, 6.0
 NOISE_SIZE = 512
 NOISE_TEXELS_PER_UNIT = 24.0
 
-#: Smallest luminance difference between random road and ground colours (0-255 units).
+#: Smallest luminance difference between a newly drawn road colour and the ground (0-255 units).
 MIN_ROAD_CONTRAST = 25.0
+#: Share of random looks that keep their base scene's road and shoulder colours (jittered), so the
+#: real scenes' low-contrast surfaces stay in the distribution (see ``Appearance.random``).
+BASE_ROAD_SHARE = 0.5
 #: How a look treats the track's dashes: keep them, paint every line solid, or dash every centre line.
 DASH_MODES = ("track", "solid", "dashed")
 
@@ -176,20 +179,28 @@ class Appearance:
             return tuple(int(rng.integers(a, b + 1)) for a, b in zip(lo, hi))  # type: ignore[return-value]
 
         ground = base.ground if rng.random() < 0.5 else col((40, 60, 20), (230, 210, 170))
-        lum_ground = float(np.dot(ground, (0.299, 0.587, 0.114)))
-        while True:  # the road must stand out from the ground, also in grey images
-            g = int(rng.integers(35, 215))
-            if abs(g - lum_ground) >= MIN_ROAD_CONTRAST:
-                break
-        tint = rng.integers(-10, 11, size=3)
-        road = tuple(int(np.clip(g + t, 0, 255)) for t in tint)
+        if rng.random() < BASE_ROAD_SHARE:
+            # the scene's own surface, whatever it stands out from: several real scenes' roads
+            # barely differ from their ground (warehouse, carpet, warren: 0-8 grey levels), and a
+            # policy that never saw such a road follows the road's edge and fails on them
+            road = jitter(base.road, 12)
+            shoulder = jitter(base.shoulder, 12)
+        else:
+            lum_ground = float(np.dot(ground, (0.299, 0.587, 0.114)))
+            while True:  # a new surface stands out from the ground, also in grey images
+                g = int(rng.integers(35, 215))
+                if abs(g - lum_ground) >= MIN_ROAD_CONTRAST:
+                    break
+            tint = rng.integers(-10, 11, size=3)
+            road = tuple(int(np.clip(g + t, 0, 255)) for t in tint)  # type: ignore[assignment]
+            shoulder = jitter(road, 30)
         centre = base.centre_line if rng.random() < 0.5 else (
             col((190, 150, 0), (255, 240, 190)) if rng.random() < 0.75 else col((200, 200, 200), (255, 255, 255)))
         sun = rng.uniform(0, 2 * np.pi)
         return replace(
             base,
-            road=road,  # type: ignore[arg-type]
-            shoulder=jitter(road, 30),  # type: ignore[arg-type]
+            road=road,
+            shoulder=shoulder,
             edge_line=col((190, 190, 170), (255, 255, 255)),
             centre_line=centre,
             accent_line=jitter(base.accent_line, 60),
