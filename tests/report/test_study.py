@@ -38,6 +38,20 @@ def test_sources_without_a_study_log_are_unknown(tmp_path: Path) -> None:
     assert proposal_sources(log, [1, 2, 3, 4, 5]) == {1: "random", 2: "random", 3: "gp", 4: "unknown", 5: "gp"}
 
 
+def test_a_confirmation_run_is_labelled_as_one(study: Path, tmp_path: Path) -> None:
+    """A record naming the trial it confirms is shown as a confirmation run, whatever the log says."""
+    import shutil
+
+    study = Path(shutil.copytree(study, tmp_path / "study"))  # the fixture is shared: change a copy
+    journal = study / "results.jsonl"
+    lines = journal.read_text().splitlines()
+    rec = json.loads(lines[-1])
+    rec.update(trial=15, seed=rec["seed"] + 1, confirms=rec["trial"])
+    journal.write_text("\n".join([*lines, json.dumps(rec)]) + "\n")
+    sources = {t.trial: t.source for t in load_study(study).trials}
+    assert sources[15] == "confirmation" and sources[14] == "gp"
+
+
 def test_read_curve_sorts_and_cleans(tmp_path: Path) -> None:
     path = tmp_path / "curve.jsonl"
     assert read_curve(path) is None

@@ -25,6 +25,7 @@ __all__ = ["png_data_uri", "history_figure", "champion_progress_figure", "import
 
 #: Marker colour and label per proposal source (see donkeyrl.report.study).
 SOURCE_STYLE = {"random": ("#e69f00", "random proposal"), "gp": ("#0072b2", "GP+UCB proposal"),
+                "confirmation": ("#cc79a7", "confirmation run (same params, new seed)"),
                 "unknown": ("#999999", "proposal source unknown")}
 FAILED_COLOUR = "#d55e00"
 #: Most per-trial learning-curve panels drawn (the best trials and the champion first).

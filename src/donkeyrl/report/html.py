@@ -135,7 +135,8 @@ def _history(data: StudyData) -> str:
 
     return (_img(figures.png_data_uri(figures.history_figure(data)), "optimisation history") +
             '<p class="note">Proposal source: <i>gp</i> = proposed by the GP+UCB model, <i>random</i> = the '
-            "optimizer's random start, <i>unknown</i> = not recorded (read from study.log). Failed trials are "
+            "optimizer's random start, <i>confirmation</i> = a candidate champion's parameters re-trained on a "
+            "new seed, <i>unknown</i> = not recorded (read from study.log). Failed trials are "
             "drawn as crosses below the points, labelled with their status; the message column gives the "
             "reason.</p>" +
             table(rows, left=("status", "proposal", "params", "message"), row_class=cls))

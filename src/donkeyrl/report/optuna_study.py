@@ -22,7 +22,7 @@ Mapping (one Optuna trial per record, in journal order):
 - intermediate values: the trial's learning curve (``curve.jsonl``): mean episode reward by
   training step, as Optuna's intermediate-value plots expect.
 - user attributes: ``trial`` (the donkeyrl trial number; Optuna numbers from 0),
-  ``proposal`` (random / gp / unknown), ``driving_score``, ``mean_reward``, ``model_path``.
+  ``proposal`` (random / gp / confirmation / unknown), ``driving_score``, ``mean_reward``, ``model_path``.
 """
 
 from __future__ import annotations

@@ -5,13 +5,14 @@ same way, and must never change it. Everything here only opens files for reading
 journal line is reported (by :class:`donkeyrl.research.journal.Journal`) and skipped, like the
 controller does on resume.
 
-Who proposed a trial (``TrialView.source``): a record's own ``proposal`` field when the journal
-carries one; otherwise (today) it is read from the log, where the controller writes
-``proposal for trial N: top candidates ...`` to ``study.log`` for every model-based (GP+UCB)
-proposal, and nothing for a random one. So a trial with that line is ``gp``; a trial numbered
-below the first such line is ``random`` (the optimizer's random phase comes first); any other
-trial is ``unknown`` (e.g. the second proposal of a parallel batch, which shares the first one's
-line, or a study whose ``study.log`` is gone).
+Who proposed a trial (``TrialView.source``): ``confirmation`` for a confirmation run (record
+field ``confirms``); a record's own ``proposal`` field when the journal carries one; otherwise
+(today) it is read from the log, where the controller writes ``proposal for trial N: top
+candidates ...`` to ``study.log`` for every model-based (GP+UCB) proposal, and nothing for a
+random one. So a trial with that line is ``gp``; a trial numbered below the first such line is
+``random`` (the optimizer's random phase comes first); any other trial is ``unknown`` (e.g. the
+second proposal of a parallel batch, which shares the first one's line, or a study whose
+``study.log`` is gone).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class TrialView:
 
     record: TrialRecord
     source: str
-    """``random``, ``gp`` or ``unknown`` (see the module docstring)."""
+    """``random``, ``gp``, ``confirmation`` or ``unknown`` (see the module docstring)."""
     trial_dir: Path
     curve: list[dict[str, Any]] | None = None
     """The trial's learning curve (``curve.jsonl``), None when the trainer recorded none."""
@@ -148,7 +149,10 @@ def load_study(root: str | Path) -> StudyData:
 
 
 def _recorded_source(rec: TrialRecord) -> str | None:
-    """The record's own ``proposal`` field, should the journal carry one (preferred to the log)."""
+    """``confirmation`` for a confirmation run (its record names the trial it confirms); else the
+    record's own ``proposal`` field, should the journal carry one (preferred to the log)."""
+    if rec.confirms is not None:
+        return "confirmation"
     value = getattr(rec, "proposal", None)
     return value if isinstance(value, str) and value else None
 
