@@ -35,7 +35,7 @@ def test_reserved_tracks_cannot_be_trained_on(bad):
 
 
 def test_unknown_regime_names_the_valid_ones():
-    with pytest.raises(UnknownTrackError, match="Valid names"):
+    with pytest.raises(UnknownTrackError, match="Valid names.*; or a regime: procedural, catalogue, mixed"):
         ts.check_training_tracks(["procedurall_stream"])
     with pytest.raises(ts.TrackSetError, match="at least one"):
         ts.check_training_tracks([])

@@ -336,15 +336,12 @@ def build_config(args: argparse.Namespace) -> Any:
 
 def _check_tracks(tracks: Sequence[str]) -> None:
     """``--track``: training tracks or regimes only (one line naming the value otherwise)."""
-    from donkeyrl.sim.tracksets import REGIMES, check_training_tracks
+    from donkeyrl.sim.tracksets import check_training_tracks
 
     try:
         check_training_tracks(list(tracks))
     except ValueError as exc:
-        text = str(exc)
-        if "unknown track" in text:
-            text += f"; or a regime: {', '.join(REGIMES)}"
-        raise CLIError(f"--track: {text}") from None
+        raise CLIError(f"--track: {exc}") from None
 
 
 def _simulator_train_args(args: argparse.Namespace) -> tuple[str, ...]:

@@ -112,14 +112,11 @@ def _probe(argv: list[str], timeout: float, cwd: Path, env: dict[str, str]) -> _
 
 
 def _check_tracks(tracks: Sequence[str]) -> None:
-    from donkeyrl.sim.tracksets import REGIMES, check_training_tracks
+    from donkeyrl.sim.tracksets import check_training_tracks
     try:
         check_training_tracks(list(tracks))
     except ValueError as exc:
-        text = str(exc)
-        if "unknown track" in text:
-            text += f"; or a regime: {', '.join(REGIMES)}"
-        raise PreflightError(f"--track: {text}") from None
+        raise PreflightError(f"--track: {exc}") from None
 
 
 def _validation_off(extra_args: Sequence[str]) -> bool:

@@ -163,7 +163,7 @@ def check_space_tracks(space: SearchSpace) -> None:
     regime or a validation / test track would make every trial that draws it fail, or leak the
     tracks the study selects and reports on.
     """
-    from donkeyrl.sim.tracksets import REGIMES, check_training_tracks
+    from donkeyrl.sim.tracksets import check_training_tracks
 
     for p in space.params:
         if p.name not in TRACK_PARAMS:
@@ -173,10 +173,7 @@ def check_space_tracks(space: SearchSpace) -> None:
             try:
                 check_training_tracks([str(e) for e in entries])
             except ValueError as exc:
-                text = str(exc)
-                if "unknown track" in text:
-                    text += f"; or a regime: {', '.join(REGIMES)}"
-                raise SearchSpaceError(f"search space parameter {p.name!r}: {text}") from None
+                raise SearchSpaceError(f"search space parameter {p.name!r}: {exc}") from None
 
 
 def fix_params(space: SearchSpace, fixed: dict[str, Any],

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from donkeyrl.sim.track import Track
-from donkeyrl.sim.tracks import CATALOGUE, PROCEDURAL_PREFIX, get_track, resolve_track_name
+from donkeyrl.sim.tracks import CATALOGUE, PROCEDURAL_PREFIX, UnknownTrackError, get_track, resolve_track_name
 
 __all__ = [
     "REGIMES", "SETS", "TRAIN_SEED_RANGE", "VALIDATION_SEEDS", "TEST_SEEDS", "TrackSetError",
@@ -122,7 +122,8 @@ def check_training_tracks(entries: Sequence[str], *, allow_reserved: bool = Fals
 
     Raises TrackSetError for an empty list or, unless ``allow_reserved``, a validation or test
     track named for training (that would leak the sets the study selects and reports on).
-    Unknown names raise :class:`donkeyrl.sim.tracks.UnknownTrackError` listing the valid ones.
+    Unknown names raise :class:`donkeyrl.sim.tracks.UnknownTrackError` listing the valid names
+    and the regimes.
     """
     if not entries:
         raise TrackSetError("at least one training track or regime is needed "
@@ -133,7 +134,10 @@ def check_training_tracks(entries: Sequence[str], *, allow_reserved: bool = Fals
         if key in REGIMES:
             out.append(key)
             continue
-        canonical = resolve_track_name(entry)
+        try:
+            canonical = resolve_track_name(entry)
+        except UnknownTrackError as exc:
+            raise UnknownTrackError(f"{exc}; or a regime: {', '.join(REGIMES)}") from None
         if canonical == PROCEDURAL_PREFIX:  # a bare "procedural" spelled differently
             out.append("procedural")
             continue
