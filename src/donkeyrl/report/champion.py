@@ -20,7 +20,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from matplotlib.figure import Figure
 from donkeyrl.report.driving import DriveTrace, drive_tracks
 from donkeyrl.report.study import StudyData
 from donkeyrl.report.video import SPEED_RANGE, FrameComposer, thin_frames, webp_bytes
+from donkeyrl.research.files import write_bytes_atomic
 
 __all__ = ["ChampionDrives", "CACHE_DIR", "DRIVE_VERSION", "champion_drives", "champion_model_path",
            "map_figure", "cte_figure", "lap_time_figure", "track_rows"]
@@ -98,12 +98,6 @@ def _default_sets() -> dict[str, list[str]]:
     from donkeyrl.sim.tracksets import test_tracks, validation_tracks
 
     return {"validation": list(validation_tracks()), "test": list(test_tracks())}
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def champion_drives(data: StudyData, *, sets: dict[str, list[str]] | None = None,
@@ -207,8 +201,8 @@ def _write_cache(cache_dir: Path, stem: str, key: dict[str, Any], drives: Champi
             if old.name not in keep:
                 old.unlink()
         if drives.animation is not None:
-            _write_atomic(cache_dir / f"{stem}.webp", drives.animation)
-        _write_atomic(cache_dir / f"{stem}.json", json.dumps(payload).encode())
+            write_bytes_atomic(cache_dir / f"{stem}.webp", drives.animation)
+        write_bytes_atomic(cache_dir / f"{stem}.json", json.dumps(payload).encode())
     except OSError as exc:
         log.warning("cannot write the report cache in %s: %s (the next report drives again)",
                     cache_dir, exc)

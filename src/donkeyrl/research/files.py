@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["NotRegularFileError", "read_regular", "check_regular_or_absent", "write_json_atomic",
+           "write_bytes_atomic",
            "copy_atomic", "json_depth", "MAX_JSON_DEPTH"]
 
 MAX_JSON_DEPTH = 32
@@ -90,10 +91,16 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     On any failure (disk full, ``path`` is a directory) the temporary file is removed and the
     error re-raised; ``path`` keeps its old content.
     """
+    write_bytes_atomic(path, json.dumps(obj, indent=1).encode("utf-8"))
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file + fsync + rename (never half-written); on
+    any failure the temporary file is removed, the error re-raised and ``path`` left as it was."""
     tmp = _tmp_name(path)
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, indent=1)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import shutil
 import socket
 import sys
@@ -59,7 +58,7 @@ from typing import Any
 
 from donkeyrl.rl.checkpoints import ProgressPoint, parse_progress, read_progress
 
-from ..files import read_regular, write_json_atomic
+from ..files import read_regular, write_bytes_atomic, write_json_atomic
 from ..records import now_iso
 from ..runner import (LAUNCH_FILE, Finished, TrialProcess, TrialSpec, is_local, read_pid_files,
                       reap_leftover, remove_trial_tmp)
@@ -310,13 +309,7 @@ class RayTrial:
                               self.spec.trial, rel)
                     continue
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-                try:
-                    tmp.write_bytes(data)
-                    os.replace(tmp, dest)
-                except BaseException:
-                    tmp.unlink(missing_ok=True)
-                    raise
+                write_bytes_atomic(dest, data)
         return Finished(payload.get("exit_code"), float(payload.get("elapsed_sec") or self.elapsed),
                         payload.get("killed"), payload.get("kill_message") or "")
 
