@@ -506,6 +506,23 @@ def _rasterize_dense(points, s, length, closed, ox, oz, h, band, data, best):  #
                     data[jz, ix, 1] = sv
 
 
+@nb.njit(cache=True, inline="always", error_model="numpy")
+def _turn(points, p, n, ux, uz, nx_, nz_):  # pragma: no cover - jitted
+    """The neighbouring segment from node ``p`` to the next (wrapping at ``n``), against the
+    direction (ux, uz) and its normal (nx_, nz_): (usable, cos along, sin across). Unusable when
+    that segment is a repeated point or turns sharper than MIN_TURN_COS (see _segment_quad)."""
+    q = p + 1
+    if q == n:
+        q = 0
+    ex, ez = points[q, 0] - points[p, 0], points[q, 1] - points[p, 1]
+    le = math.sqrt(ex * ex + ez * ez)
+    if le < 1e-9:
+        return False, 1.0, 0.0
+    c = (ex * ux + ez * uz) / le
+    sn = (ex * nx_ + ez * nz_) / le
+    return c >= MIN_TURN_COS, c, sn
+
+
 @nb.njit(cache=True, error_model="numpy")
 def _segment_quad(points, i, n, nseg, closed, B, quad):  # pragma: no cover - jitted
     """Corners (4, 2) of a quadrilateral holding every point segment ``i`` can be nearest to.
@@ -536,36 +553,21 @@ def _segment_quad(points, i, n, nseg, closed, B, quad):  # pragma: no cover - ji
         return
     ux, uz = dx / L, dz / L                    # along
     nx_, nz_ = uz, -ux                         # across (right-hand normal)
-    has_prev = closed or i > 0
-    has_next = closed or i < nseg - 1
+    prev_ok, cp, sp = False, 1.0, 0.0
+    if closed or i > 0:
+        prev_ok, cp, sp = _turn(points, i - 1 if i > 0 else nseg - 1, n, ux, uz, nx_, nz_)
+    next_ok, cn, sn = False, 1.0, 0.0
+    if closed or i < nseg - 1:
+        next_ok, cn, sn = _turn(points, j, n, ux, uz, nx_, nz_)
     for k in range(2):
         sig = -1.0 if k == 0 else 1.0
         y = sig * B
         xa = -B
-        if has_prev:
-            p = i - 1 if i > 0 else nseg - 1
-            q = p + 1
-            if q == n:
-                q = 0
-            ex, ez = points[q, 0] - points[p, 0], points[q, 1] - points[p, 1]
-            le = math.sqrt(ex * ex + ez * ez)
-            if le >= 1e-9:
-                c = (ex * ux + ez * uz) / le
-                sn = (ex * nx_ + ez * nz_) / le
-                if c >= MIN_TURN_COS:
-                    xa = min(-eps, (-eps - y * sn) / c)
+        if prev_ok:
+            xa = min(-eps, (-eps - y * sp) / cp)
         xb = L + B
-        if has_next:
-            q = j + 1
-            if q == n:
-                q = 0
-            ex, ez = points[q, 0] - points[j, 0], points[q, 1] - points[j, 1]
-            le = math.sqrt(ex * ex + ez * ez)
-            if le >= 1e-9:
-                c = (ex * ux + ez * uz) / le
-                sn = (ex * nx_ + ez * nz_) / le
-                if c >= MIN_TURN_COS:
-                    xb = L + max(eps, (eps - y * sn) / c)
+        if next_ok:
+            xb = L + max(eps, (eps - y * sn) / cn)
         # corners in order around the quad: (xa, -B), (xb, -B), (xb, +B), (xa, +B)
         ka, kb = (0, 1) if k == 0 else (3, 2)
         quad[ka, 0], quad[ka, 1] = ax + xa * ux + y * nx_, az + xa * uz + y * nz_
